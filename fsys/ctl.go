@@ -1,0 +1,130 @@
+package fsys
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+)
+
+// ctlFile is a transaction file (as Linux's simple_transaction): a write
+// gives orders; a read from the same open file then returns their result.
+// A fresh open reads the verbs and the last error.
+type ctlFile struct {
+	verbs   string
+	root    bool                // root ctl grammar, or a container's
+	run     func(command) error // carries out one command
+	lastErr *lastError
+}
+
+// lastError keeps the last error of a ctl file, for `cat ctl`.
+type lastError struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (l *lastError) set(msg string) {
+	l.mu.Lock()
+	l.msg = msg
+	l.mu.Unlock()
+}
+
+func (l *lastError) get() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.msg == "" {
+		return "none"
+	}
+	return l.msg
+}
+
+func (f *ctlFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = 0o660
+	a.Valid = 0
+	return nil
+}
+
+// Setattr accepts the truncation to 0 that `echo cmd > ctl` (O_TRUNC) sends,
+// and time changes (touch); nothing else.
+func (f *ctlFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	ok := fuse.SetattrSize | fuse.SetattrAtime | fuse.SetattrMtime | fuse.SetattrAtimeNow |
+		fuse.SetattrMtimeNow | fuse.SetattrHandle | fuse.SetattrLockOwner
+	if req.Valid&^ok != 0 || (req.Valid.Size() && req.Size != 0) {
+		return fuse.Errno(syscall.EACCES)
+	}
+	resp.Attr.Mode = 0o660
+	return nil
+}
+
+func (f *ctlFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	resp.Flags |= fuse.OpenDirectIO
+	return &ctlHandle{file: f}, nil
+}
+
+// ctlHandle is one open of a ctl file, holding the result of its last write.
+type ctlHandle struct {
+	file *ctlFile
+
+	mu     sync.Mutex
+	wrote  bool
+	result []byte
+	base   int64 // file offset just past the last write
+	intro  []byte
+}
+
+func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out strings.Builder
+	var fail error
+	cmds, err := parseCommands(req.Data, h.file.root)
+	if err != nil {
+		fail = err
+		out.WriteString("error: " + describe(err) + "\n")
+	}
+	for i, cmd := range cmds {
+		if err := h.file.run(cmd); err != nil {
+			fail = err
+			out.WriteString("error: " + describe(err) + "\n")
+			for _, rest := range cmds[i+1:] {
+				out.WriteString("skipped: " + rest.text + "\n")
+			}
+			break
+		}
+		out.WriteString("ok: " + cmd.text + "\n")
+	}
+	if fail != nil {
+		h.file.lastErr.set(describe(fail))
+	}
+	h.wrote, h.result = true, []byte(out.String())
+	h.base = req.Offset + int64(len(req.Data))
+	if fail != nil {
+		return errnoOf(fail)
+	}
+	resp.Size = len(req.Data)
+	return nil
+}
+
+// Read returns the result of this handle's last write, whether the reader
+// continues from the write's end (`exec 3<>ctl; echo x >&3; cat <&3`) or
+// seeks back to 0; or, before any write, the verbs and the last error.
+func (h *ctlHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.wrote {
+		if h.intro == nil {
+			h.intro = []byte("verbs: " + h.file.verbs + "\nlast error: " + h.file.lastErr.get() + "\n")
+		}
+		resp.Data = sliceAt(h.intro, req.Offset, req.Size)
+		return nil
+	}
+	off := req.Offset
+	if off >= h.base {
+		off -= h.base
+	}
+	resp.Data = sliceAt(h.result, off, req.Size)
+	return nil
+}

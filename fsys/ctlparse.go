@@ -1,0 +1,213 @@
+package fsys
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+
+	"github.com/ctrfs/ctrfs/runtime"
+)
+
+// maxCommandSize is the largest write a ctl file takes.
+const maxCommandSize = 64 << 10
+
+const (
+	rootVerbs      = "create ID BUNDLE [opts] | run ID BUNDLE [opts] | delete ID [--force]"
+	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | delete [--force]"
+)
+
+// command is one parsed ctl line.
+type command struct {
+	text string // the line as written, for results
+	verb string
+
+	create runtime.CreateRequest // create, run
+	id     string                // root delete
+	force  bool                  // delete
+	signal syscall.Signal        // kill
+	all    bool                  // kill
+}
+
+// parseCommands parses a whole write into commands, root ctl verbs when
+// root is true, container ctl verbs otherwise. Nothing runs unless all of it
+// parses.
+func parseCommands(data []byte, root bool) ([]command, error) {
+	if len(data) > maxCommandSize {
+		return nil, runtime.Errorf(runtime.KindTooBig, "command too large: %d bytes (limit %d)", len(data), maxCommandSize)
+	}
+	var cmds []command
+	lines := strings.Split(string(data), "\n")
+	many := countCommandLines(lines) > 1
+	for n, line := range lines {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		words, err := splitWords(line)
+		if err != nil {
+			return nil, lineError(many, n, trimmed, err)
+		}
+		cmd := command{text: trimmed, verb: words[0]}
+		if root {
+			err = parseRootCommand(&cmd, words[1:])
+		} else {
+			err = parseContainerCommand(&cmd, words[1:])
+		}
+		if err != nil {
+			return nil, lineError(many, n, trimmed, err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	if len(cmds) == 0 {
+		return nil, runtime.Errorf(runtime.KindInvalid, "no command given")
+	}
+	return cmds, nil
+}
+
+func countCommandLines(lines []string) int {
+	n := 0
+	for _, l := range lines {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			n++
+		}
+	}
+	return n
+}
+
+// lineError says which line was bad, and its number when there were several.
+func lineError(many bool, n int, line string, err error) error {
+	if many {
+		return runtime.Errorf(runtime.KindInvalid, "line %d: %s: %v", n+1, line, err)
+	}
+	return runtime.Errorf(runtime.KindInvalid, "%s: %v", line, err)
+}
+
+func parseRootCommand(cmd *command, args []string) error {
+	switch cmd.verb {
+	case "create", "run":
+		return parseCreate(cmd, args)
+	case "delete":
+		pos, err := parseFlags(args, map[string]*bool{"--force": &cmd.force}, nil)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("usage: delete ID [--force]")
+		}
+		cmd.id = pos[0]
+		return runtime.CheckName("container id", cmd.id)
+	}
+	return fmt.Errorf("unknown verb %q (verbs: %s)", cmd.verb, rootVerbs)
+}
+
+func parseCreate(cmd *command, args []string) error {
+	req := &cmd.create
+	req.Start = cmd.verb == "run"
+	var labels, rtArgs []string
+	pos, err := parseFlags(args,
+		map[string]*bool{"--no-pivot": &req.NoPivot},
+		map[string]func(string){
+			"--label":       func(v string) { labels = append(labels, v) },
+			"--runtime":     func(v string) { req.Runtime = v },
+			"--runtime-arg": func(v string) { rtArgs = append(rtArgs, v) },
+		})
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot]", cmd.verb)
+	}
+	req.ID, req.Bundle = pos[0], pos[1]
+	req.RuntimeArgs = rtArgs
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return fmt.Errorf("--label %q: want KEY=VALUE", l)
+		}
+		if req.Labels == nil {
+			req.Labels = map[string]string{}
+		}
+		req.Labels[k] = v
+	}
+	if req.Runtime == "" && containsFlag(args, "--runtime") {
+		return fmt.Errorf("--runtime: empty name")
+	}
+	return req.Check()
+}
+
+func containsFlag(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func parseContainerCommand(cmd *command, args []string) error {
+	var pos []string
+	var err error
+	switch cmd.verb {
+	case "start", "pause", "resume":
+		pos, err = parseFlags(args, nil, nil)
+	case "delete":
+		pos, err = parseFlags(args, map[string]*bool{"--force": &cmd.force}, nil)
+	case "kill":
+		// Accept the kill(1) habit: "kill -9", "kill -KILL".
+		if len(args) > 0 && strings.HasPrefix(args[0], "-") && !strings.HasPrefix(args[0], "--") {
+			args = append([]string{args[0][1:]}, args[1:]...)
+		}
+		pos, err = parseFlags(args, map[string]*bool{"--all": &cmd.all}, nil)
+		if err == nil {
+			cmd.signal = syscall.SIGTERM
+			if len(pos) > 0 {
+				if cmd.signal, err = parseSignal(pos[0]); err != nil {
+					return err
+				}
+				pos = pos[1:]
+			}
+		}
+	default:
+		return fmt.Errorf("unknown verb %q (verbs: %s)", cmd.verb, containerVerbs)
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
+// parseFlags separates --flags (anywhere after the verb) from positional
+// words. Boolean flags take no value; valued flags take "--f V" or "--f=V".
+// Any other word starting with '-' is an error, so nothing that looks like
+// a flag ever reaches the runtime as an argument.
+func parseFlags(args []string, bools map[string]*bool, valued map[string]func(string)) ([]string, error) {
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			pos = append(pos, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if b, ok := bools[name]; ok && !hasVal {
+			*b = true
+			continue
+		}
+		set, ok := valued[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown option %q", a)
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("option %s needs a value", name)
+			}
+			i++
+			val = args[i]
+		}
+		set(val)
+	}
+	return pos, nil
+}

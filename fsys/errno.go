@@ -1,0 +1,57 @@
+package fsys
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"bazil.org/fuse"
+	"github.com/ctrfs/ctrfs/runtime"
+)
+
+// errnoOf is the errno that tells a caller what went wrong.
+func errnoOf(err error) fuse.Errno {
+	var errno fuse.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	switch runtime.KindOf(err) {
+	case runtime.KindInvalid:
+		return fuse.Errno(syscall.EINVAL)
+	case runtime.KindNotFound:
+		return fuse.Errno(syscall.ENOENT)
+	case runtime.KindExists:
+		return fuse.Errno(syscall.EEXIST)
+	case runtime.KindBusy:
+		return fuse.Errno(syscall.EBUSY)
+	case runtime.KindTooBig:
+		return fuse.Errno(syscall.EFBIG)
+	}
+	return fuse.Errno(syscall.EIO)
+}
+
+// errnoName is the errno's symbolic name, as the result text shows it.
+func errnoName(e fuse.Errno) string {
+	switch syscall.Errno(e) {
+	case syscall.EINVAL:
+		return "EINVAL"
+	case syscall.ENOENT:
+		return "ENOENT"
+	case syscall.EEXIST:
+		return "EEXIST"
+	case syscall.EBUSY:
+		return "EBUSY"
+	case syscall.EFBIG:
+		return "EFBIG"
+	case syscall.EIO:
+		return "EIO"
+	case syscall.EACCES:
+		return "EACCES"
+	}
+	return fmt.Sprintf("errno %d", int(e))
+}
+
+// describe is the one-line error text of a ctl result.
+func describe(err error) string {
+	return fmt.Sprintf("%s (%s)", err.Error(), errnoName(errnoOf(err)))
+}

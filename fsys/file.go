@@ -1,0 +1,73 @@
+package fsys
+
+import (
+	"context"
+	"os"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+)
+
+// roFile is a read-only file whose content is made at open: every open sees
+// the present, and one open handle reads one consistent snapshot.
+type roFile struct {
+	mode    os.FileMode
+	content func() ([]byte, error)
+}
+
+func newROFile(content func() ([]byte, error)) *roFile {
+	return &roFile{mode: 0o444, content: content}
+}
+
+func (f *roFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = f.mode
+	a.Valid = 0
+	return nil
+}
+
+// Setattr refuses truncation: these files are not for writing.
+func (f *roFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return fuse.Errno(syscall.EACCES)
+}
+
+func (f *roFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if !req.Flags.IsReadOnly() {
+		return nil, fuse.Errno(syscall.EACCES)
+	}
+	b, err := f.content()
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	resp.Flags |= fuse.OpenDirectIO
+	return snapshot(b), nil
+}
+
+// snapshot is an open handle on fixed content.
+type snapshot []byte
+
+func (s snapshot) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	resp.Data = sliceAt(s, req.Offset, req.Size)
+	return nil
+}
+
+// sliceAt returns up to size bytes of b from offset off.
+func sliceAt(b []byte, off int64, size int) []byte {
+	if off < 0 || off >= int64(len(b)) {
+		return nil
+	}
+	b = b[off:]
+	if len(b) > size {
+		b = b[:size]
+	}
+	return b
+}
+
+// text makes file content from a string, ending it with a newline unless
+// it is empty.
+func text(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s + "\n")
+}

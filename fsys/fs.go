@@ -1,0 +1,161 @@
+// Package fsys serves the ctrfs tree over FUSE: every container a
+// directory, reads answered from runtime's memory, orders written to ctl
+// files. It runs nothing itself; orders go to package runtime.
+package fsys
+
+import (
+	"context"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+	"github.com/ctrfs/ctrfs/runtime"
+)
+
+// FS is the ctrfs filesystem.
+type FS struct {
+	rt      *runtime.Runtime
+	root    *rootDir
+	rootCtl *ctlFile
+	version *roFile
+
+	mu   sync.Mutex
+	dirs map[*runtime.Container]*containerDir // stable nodes: one per container
+}
+
+// New makes the filesystem over rt. version is ctrfs's own version.
+func New(rt *runtime.Runtime, version string) *FS {
+	f := &FS{rt: rt, dirs: map[*runtime.Container]*containerDir{}}
+	f.root = &rootDir{fs: f}
+	f.rootCtl = &ctlFile{verbs: rootVerbs, root: true, run: f.runRoot, lastErr: &lastError{}}
+	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
+	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
+	return f
+}
+
+// Root is the mount's root directory.
+func (f *FS) Root() (fs.Node, error) { return f.root, nil }
+
+func (f *FS) runRoot(cmd command) error {
+	switch cmd.verb {
+	case "create", "run":
+		_, err := f.rt.Create(cmd.create)
+		return err
+	case "delete":
+		c, ok := f.rt.Get(cmd.id)
+		if !ok {
+			return runtime.Errorf(runtime.KindNotFound, "delete: no such container %q", cmd.id)
+		}
+		return f.rt.Delete(c, cmd.force)
+	}
+	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
+}
+
+// dirFor returns the one directory node of container c. Stable nodes keep
+// inode numbers stable, which inotify watchers depend on.
+func (f *FS) dirFor(c *runtime.Container) *containerDir {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.dirs[c]; ok {
+		return d
+	}
+	// Forget the nodes of deleted containers.
+	for old := range f.dirs {
+		if cur, ok := f.rt.Get(old.ID()); !ok || cur != old {
+			delete(f.dirs, old)
+		}
+	}
+	d := newContainerDir(f, c)
+	f.dirs[c] = d
+	return d
+}
+
+// rootDir is the mount's root: ctl, version and one directory per container.
+type rootDir struct{ fs *FS }
+
+func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = os.ModeDir | 0o755
+	a.Valid = 0
+	return nil
+}
+
+func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
+	switch req.Name {
+	case "ctl":
+		return d.fs.rootCtl, nil
+	case "version":
+		return d.fs.version, nil
+	}
+	c, ok := d.fs.rt.Get(req.Name)
+	if !ok {
+		return nil, fuse.Errno(syscall.ENOENT)
+	}
+	// Containers come and go, and an id can be reused: have the kernel ask
+	// again every time rather than trust a cached entry.
+	resp.EntryValid = 0
+	return d.fs.dirFor(c), nil
+}
+
+func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
+	for _, c := range d.fs.rt.List() {
+		out = append(out, fuse.Dirent{Name: c.ID(), Type: fuse.DT_Dir})
+	}
+	return out, nil
+}
+
+// Remove is rmdir of a container directory: delete without --force.
+func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	c, ok := d.fs.rt.Get(req.Name)
+	if !ok {
+		if req.Name == "ctl" || req.Name == "version" {
+			return fuse.Errno(syscall.EACCES)
+		}
+		return fuse.Errno(syscall.ENOENT)
+	}
+	if !req.Dir {
+		return fuse.Errno(syscall.EISDIR)
+	}
+	if err := d.fs.rt.Delete(c, false); err != nil {
+		d.fs.dirFor(c).ctl.lastErr.set(describe(err))
+		return errnoOf(err)
+	}
+	return nil
+}
+
+// staticDir is a directory with a fixed set of entries.
+type staticDir struct {
+	entries map[string]fs.Node
+}
+
+func (d *staticDir) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = os.ModeDir | 0o755
+	return nil
+}
+
+func (d *staticDir) Lookup(ctx context.Context, name string) (fs.Node, error) {
+	if n, ok := d.entries[name]; ok {
+		return n, nil
+	}
+	return nil, fuse.Errno(syscall.ENOENT)
+}
+
+func (d *staticDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	names := make([]string, 0, len(d.entries))
+	for name := range d.entries {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]fuse.Dirent, 0, len(names))
+	for _, name := range names {
+		t := fuse.DT_File
+		if _, ok := d.entries[name].(*staticDir); ok {
+			t = fuse.DT_Dir
+		}
+		out = append(out, fuse.Dirent{Name: name, Type: t})
+	}
+	return out, nil
+}

@@ -1,0 +1,301 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// orderTimeout bounds one runtime command run for an order.
+const orderTimeout = 60 * time.Second
+
+// Container is one container and its processes. Reads (state, status, pids)
+// come from memory and the cgroup files; orders run the runtime one at a
+// time per container.
+type Container struct {
+	id   string
+	dir  string
+	spec []byte // the bundle's config.json as at create
+	cli  *runtimeCLI
+	log  logrus.FieldLogger
+
+	ops sync.Mutex // serialises orders; reads never take it
+
+	mu      sync.RWMutex
+	rec     containerRecord
+	state   State
+	exited  *time.Time
+	cg      cgroupDirs
+	init    *Process
+	deleted bool
+}
+
+// ID is the container id.
+func (c *Container) ID() string { return c.id }
+
+// State is the lifecycle state, from memory.
+func (c *Container) State() State {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.state
+}
+
+// Init is the container's init process.
+func (c *Container) Init() *Process { return c.init }
+
+// Spec is the OCI spec the container was created from (JSON).
+func (c *Container) Spec() []byte { return c.spec }
+
+// Bundle is the bundle path.
+func (c *Container) Bundle() string { return c.rec.Bundle }
+
+// RuntimeName is the runtime's name ("runc").
+func (c *Container) RuntimeName() string { return c.rec.Runtime }
+
+// Labels are the --label pairs given at create.
+func (c *Container) Labels() map[string]string { return c.rec.Labels }
+
+// Pid is init's host pid, or 0 once the container is stopped.
+func (c *Container) Pid() int {
+	if c.State() == Stopped {
+		return 0
+	}
+	return c.init.Pid()
+}
+
+// Pids lists every process of the container from its cgroup, ascending;
+// none once it is stopped.
+func (c *Container) Pids() ([]int, error) {
+	c.mu.RLock()
+	cg, state := c.cg, c.state
+	c.mu.RUnlock()
+	if state == Stopped {
+		return nil, nil
+	}
+	return cg.pids()
+}
+
+// Status is the container's status file.
+type Status struct {
+	ID          string            `json:"id"`
+	State       State             `json:"state"`
+	Pid         int               `json:"pid"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Runtime     string            `json:"runtime"`
+	RuntimePath string            `json:"runtime_path"`
+	RuntimeArgs []string          `json:"runtime_args"`
+	OCIVersion  string            `json:"oci_version"`
+	Created     time.Time         `json:"created"`
+	Started     *time.Time        `json:"started,omitempty"`
+	Exited      *time.Time        `json:"exited,omitempty"`
+	ExitStatus  json.RawMessage   `json:"exit_status,omitempty"`
+	ExitReason  string            `json:"exit_reason,omitempty"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// Status gathers the status from memory.
+func (c *Container) Status() Status {
+	c.mu.RLock()
+	rec, state, exited := c.rec, c.state, c.exited
+	c.mu.RUnlock()
+	s := Status{
+		ID: c.id, State: state, Bundle: rec.Bundle, Rootfs: rec.Rootfs,
+		Runtime: rec.Runtime, RuntimePath: rec.RuntimePath, RuntimeArgs: rec.RuntimeArgs,
+		OCIVersion: rec.OCIVersion, Created: rec.Created, Started: rec.Started, Exited: exited,
+		Labels: rec.Labels, Annotations: rec.Annotations,
+	}
+	if s.RuntimeArgs == nil {
+		s.RuntimeArgs = []string{}
+	}
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	if state != Stopped {
+		s.Pid = c.init.Pid()
+	}
+	if ex := c.init.exitRecord(); ex != nil && state == Stopped {
+		if ex.Unknown {
+			s.ExitStatus = json.RawMessage("null")
+		} else {
+			s.ExitStatus = json.RawMessage(strconv.Itoa(ex.Status))
+		}
+		s.ExitReason = ex.Reason
+	}
+	return s
+}
+
+// setState moves to state to; stopped is final, and a deleted container
+// changes no more.
+func (c *Container) setState(to State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == Stopped || c.deleted {
+		return
+	}
+	c.state = to
+}
+
+// begin takes the order lock and checks the order against the state.
+func (c *Container) begin(order Order) (context.Context, func(), error) {
+	c.ops.Lock()
+	c.mu.RLock()
+	state, deleted := c.state, c.deleted
+	c.mu.RUnlock()
+	if deleted {
+		c.ops.Unlock()
+		return nil, nil, Errorf(KindNotFound, "%s: no such container %q", order, c.id)
+	}
+	if err := state.check(order, c.id); err != nil {
+		c.ops.Unlock()
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+	return ctx, func() { cancel(); c.ops.Unlock() }, nil
+}
+
+// Start runs the user's program of a created container.
+func (c *Container) Start() error {
+	ctx, end, err := c.begin(OrderStart)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := c.cli.start(ctx, c.id); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	c.mu.Lock()
+	c.rec.Started = &now
+	rec := c.rec
+	c.mu.Unlock()
+	c.setState(Running)
+	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), rec); err != nil {
+		c.log.WithError(err).Warn("cannot record the start time")
+	}
+	return nil
+}
+
+// Pause freezes every process of a running container.
+func (c *Container) Pause() error {
+	ctx, end, err := c.begin(OrderPause)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := c.cli.pause(ctx, c.id); err != nil {
+		return err
+	}
+	c.setState(Paused)
+	return nil
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	ctx, end, err := c.begin(OrderResume)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := c.cli.resume(ctx, c.id); err != nil {
+		return err
+	}
+	c.setState(Running)
+	return nil
+}
+
+// Kill sends sig to init, or with all to every process of the container.
+func (c *Container) Kill(sig syscall.Signal, all bool) error {
+	ctx, end, err := c.begin(OrderKill)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return c.cli.kill(ctx, c.id, sig, all)
+}
+
+// shimGone is called by the monitor when init's shim has exited: it records
+// the exit the shim wrote, or, if the shim died without writing one, the
+// truth as far as it can be known (see concludeLostExit).
+func (c *Container) shimGone(p *Process) {
+	rec, err := p.readExitFile()
+	if err != nil {
+		c.log.WithError(err).Warn("unreadable exit status")
+	}
+	if rec == nil {
+		rec = c.concludeLostExit(p)
+		if err := p.writeExitFile(rec); err != nil {
+			c.log.WithError(err).Warn("cannot record the exit status")
+		}
+	}
+	c.recordExit(p, rec)
+}
+
+// recordExit marks p exited with rec and, for init, the container stopped.
+func (c *Container) recordExit(p *Process, rec *exitRecord) {
+	if !p.setExit(rec) {
+		return
+	}
+	if p != c.init {
+		return
+	}
+	c.mu.Lock()
+	at := rec.ExitedAt
+	c.exited = &at
+	if !c.deleted {
+		c.state = Stopped
+	}
+	c.mu.Unlock()
+	c.log.WithFields(logrus.Fields{"status": p.ExitText(), "reason": rec.Reason}).Info("init exited")
+}
+
+// concludeLostExit decides what to record when a shim died without writing
+// the exit status. If the process still runs, nothing supervises it any
+// more: ctrfs kills the container so that "stopped" is true, and records
+// that kill. If it is already gone, its status is lost: "unknown", never a
+// made-up number.
+func (c *Container) concludeLostExit(p *Process) *exitRecord {
+	if !p.alive() {
+		return &exitRecord{
+			ExitStatus: exitStatusNow(0, 0),
+			Unknown:    true,
+			Reason:     "the shim died before recording the exit status",
+		}
+	}
+	c.log.Warn("shim died while the container ran; killing the container")
+	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+	defer cancel()
+	if err := c.cli.kill(ctx, c.id, syscall.SIGKILL, true); err != nil {
+		syscall.Kill(p.Pid(), syscall.SIGKILL)
+	}
+	c.mu.RLock()
+	cg := c.cg
+	c.mu.RUnlock()
+	if cg.frozen() {
+		c.cli.resume(ctx, c.id) // a frozen process cannot die
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.alive() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p.alive() {
+		return &exitRecord{
+			ExitStatus: exitStatusNow(0, 0),
+			Unknown:    true,
+			Reason:     "the shim died and the orphaned process could not be killed",
+		}
+	}
+	return &exitRecord{
+		ExitStatus: exitStatusNow(128+int(syscall.SIGKILL), int(syscall.SIGKILL)),
+		Reason:     "the shim died; ctrfs killed the container it could no longer supervise",
+	}
+}

@@ -1,0 +1,49 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error by what went wrong, so the filesystem can answer
+// with the errno that means it.
+type Kind int
+
+const (
+	// KindInternal is a fault of ctrfs itself or of the host (EIO).
+	KindInternal Kind = iota
+	// KindInvalid is bad syntax or a bad value (EINVAL).
+	KindInvalid
+	// KindNotFound is no such container or process (ENOENT).
+	KindNotFound
+	// KindExists is a name that is taken (EEXIST).
+	KindExists
+	// KindBusy is an order that does not fit the current state (EBUSY).
+	KindBusy
+	// KindRuntime is the OCI runtime failing; the text is its own (EIO).
+	KindRuntime
+	// KindTooBig is a command larger than the limit (EFBIG).
+	KindTooBig
+)
+
+// Error is an error with a Kind and a message meant for the user.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf makes an *Error of the given kind.
+func Errorf(kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the Kind of err, KindInternal for errors without one.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindInternal
+}

@@ -1,0 +1,145 @@
+package runtime
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ctrfs/ctrfs/shim/proto"
+)
+
+// exitRecord is a process's exitStatus file: the shim's proto.ExitStatus,
+// or, when the shim died without writing one, the daemon's own conclusion
+// (Unknown or Reason set), written so that a restart concludes the same.
+type exitRecord struct {
+	proto.ExitStatus
+	Unknown bool   `json:"unknown,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Process is one process of a container, supervised by its own shim.
+type Process struct {
+	name string
+	dir  string
+	spec []byte // the OCI process spec, JSON
+
+	mu    sync.RWMutex
+	pid   int
+	start uint64 // start time, against pid reuse
+	exit  *exitRecord
+	done  chan struct{} // closed once exit is set
+}
+
+func newProcess(name, dir string, spec []byte) *Process {
+	return &Process{name: name, dir: dir, spec: spec, done: make(chan struct{})}
+}
+
+// Name is the process name ("init" for the container's init).
+func (p *Process) Name() string { return p.name }
+
+// Spec is the OCI process spec it runs, as JSON.
+func (p *Process) Spec() []byte { return p.spec }
+
+// Pid is the host pid (it stays known after the exit).
+func (p *Process) Pid() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.pid
+}
+
+// State is running until the exit is recorded.
+func (p *Process) State() ProcState {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.exit != nil {
+		return ProcExited
+	}
+	return ProcRunning
+}
+
+// ExitText is what the exit file shows: "" while running, the status
+// ("0", "137"), or "unknown" when it cannot be known.
+func (p *Process) ExitText() string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	switch {
+	case p.exit == nil:
+		return ""
+	case p.exit.Unknown:
+		return "unknown"
+	default:
+		return strconv.Itoa(p.exit.Status)
+	}
+}
+
+// Done is closed once the process's exit is recorded.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+func (p *Process) exitRecord() *exitRecord {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.exit
+}
+
+func (p *Process) setPid(pid int, start uint64) {
+	p.mu.Lock()
+	p.pid, p.start = pid, start
+	p.mu.Unlock()
+}
+
+// alive reports whether the process still runs (guarded against pid reuse).
+func (p *Process) alive() bool {
+	p.mu.RLock()
+	pid, start, exited := p.pid, p.start, p.exit != nil
+	p.mu.RUnlock()
+	return !exited && alive(pid, start)
+}
+
+// setExit records the exit once; it reports whether this call did.
+func (p *Process) setExit(rec *exitRecord) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exit != nil {
+		return false
+	}
+	p.exit = rec
+	close(p.done)
+	return true
+}
+
+// readPidFile loads the pid file the shim wrote.
+func (p *Process) readPidFile() error {
+	b, err := os.ReadFile(filepath.Join(p.dir, proto.PidFile))
+	if err != nil {
+		return err
+	}
+	pid, start, err := parsePidFile(b)
+	if err != nil {
+		return err
+	}
+	p.setPid(pid, start)
+	return nil
+}
+
+// readExitFile loads the exitStatus file; (nil, nil) when there is none yet.
+func (p *Process) readExitFile() (*exitRecord, error) {
+	var rec exitRecord
+	err := readJSON(filepath.Join(p.dir, proto.ExitStatusFile), &rec)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.ExitedAt.IsZero() {
+		rec.ExitedAt = time.Now()
+	}
+	return &rec, nil
+}
+
+func (p *Process) writeExitFile(rec *exitRecord) error {
+	return writeJSONAtomic(filepath.Join(p.dir, proto.ExitStatusFile), rec)
+}

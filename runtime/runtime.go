@@ -1,0 +1,376 @@
+// Package runtime supervises containers: it creates them through one shim
+// per process, keeps their state in memory and in the state directory,
+// watches the shims, and runs the OCI runtime for orders. It knows nothing
+// of FUSE.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ctrfs/ctrfs/shim/proto"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+)
+
+// DefaultLogMaxSize bounds each output log of a process.
+const DefaultLogMaxSize = 8 << 20
+
+// createTimeout bounds a create: starting the shim and the runtime's create.
+const createTimeout = 2 * time.Minute
+
+// Config configures a Runtime.
+type Config struct {
+	// StateDir is the state directory (default /run/ctrfs).
+	StateDir string
+	// Runtime is the default OCI runtime, a name looked up in $PATH or a path.
+	Runtime string
+	// ShimPath is the ctrfs-shim binary.
+	ShimPath string
+	// LogMaxSize bounds each of a process's stdout and stderr logs.
+	LogMaxSize int64
+	Log        logrus.FieldLogger
+}
+
+// Runtime is the set of containers.
+type Runtime struct {
+	cfg         Config
+	runtimeRoot string
+	version     string
+	mon         *monitor
+	log         logrus.FieldLogger
+
+	mu         sync.RWMutex
+	containers map[string]*Container
+	pending    map[string]bool // ids whose create or delete is under way
+}
+
+// New prepares the state directory and checks the runtime and the shim.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	if cfg.LogMaxSize <= 0 {
+		cfg.LogMaxSize = DefaultLogMaxSize
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = "runc"
+	}
+	path, err := exec.LookPath(cfg.Runtime)
+	if err != nil {
+		return nil, fmt.Errorf("OCI runtime %q not found (install it: apt-get install -y runc)", cfg.Runtime)
+	}
+	if _, err := os.Stat(cfg.ShimPath); err != nil {
+		return nil, fmt.Errorf("shim not found: %w (build it: make build)", err)
+	}
+	root := filepath.Join(cfg.StateDir, runtimeRootDir)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	mon, err := newMonitor()
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{
+		cfg: cfg, runtimeRoot: root, mon: mon, log: cfg.Log,
+		containers: map[string]*Container{}, pending: map[string]bool{},
+	}
+	r.version = runtimeVersion(path)
+	return r, nil
+}
+
+// runtimeVersion asks the runtime its version, once, at start.
+func runtimeVersion(path string) string {
+	out, err := exec.Command(path, "--version").Output()
+	name := filepath.Base(path)
+	if err != nil {
+		return name + " unknown"
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	if v, ok := strings.CutPrefix(first, name+" version "); ok {
+		return name + " " + strings.TrimSpace(v)
+	}
+	return strings.TrimSpace(first)
+}
+
+// RuntimeVersion is "NAME VERSION" of the default runtime.
+func (r *Runtime) RuntimeVersion() string { return r.version }
+
+// Get returns the container with this id.
+func (r *Runtime) Get(id string) (*Container, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.containers[id]
+	return c, ok
+}
+
+// List returns every container, sorted by id.
+func (r *Runtime) List() []*Container {
+	r.mu.RLock()
+	out := make([]*Container, 0, len(r.containers))
+	for _, c := range r.containers {
+		out = append(out, c)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// CreateRequest is what `create` and `run` ask for.
+type CreateRequest struct {
+	ID          string
+	Bundle      string
+	Start       bool // run: create and start at once
+	Labels      map[string]string
+	Runtime     string // empty: the daemon's default
+	RuntimeArgs []string
+	NoPivot     bool
+}
+
+var labelKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$`)
+
+// reservedRuntimeArgs are the runtime's global flags that ctrfs sets itself.
+var reservedRuntimeArgs = []string{"--root", "--log", "--log-format"}
+
+// Check validates everything in the request that can be checked without
+// touching the host: the parser calls it so a whole write is checked before
+// any of it runs.
+func (req *CreateRequest) Check() error {
+	if err := CheckName("container id", req.ID); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(req.Bundle) {
+		return Errorf(KindInvalid, "bundle path %q must be absolute", req.Bundle)
+	}
+	for k, v := range req.Labels {
+		if !labelKeyPattern.MatchString(k) {
+			return Errorf(KindInvalid, "invalid label key %q: must match %s", k, labelKeyPattern)
+		}
+		if strings.ContainsAny(v, "\n\x00") {
+			return Errorf(KindInvalid, "label %q: value holds a newline or NUL", k)
+		}
+	}
+	for _, a := range req.RuntimeArgs {
+		if !strings.HasPrefix(a, "--") || len(a) < 3 {
+			return Errorf(KindInvalid, "runtime arg %q: must be a --flag", a)
+		}
+		name, _, _ := strings.Cut(a, "=")
+		for _, r := range reservedRuntimeArgs {
+			if name == r {
+				return Errorf(KindInvalid, "runtime arg %q: ctrfs sets %s itself", a, r)
+			}
+		}
+	}
+	if strings.ContainsRune(req.Runtime, 0) {
+		return Errorf(KindInvalid, "invalid runtime name")
+	}
+	return nil
+}
+
+// readBundle reads and parses the bundle's config.json.
+func readBundle(bundle string) ([]byte, *specs.Spec, error) {
+	st, err := os.Stat(bundle)
+	if err != nil || !st.IsDir() {
+		return nil, nil, Errorf(KindInvalid, "bundle %q is not a directory", bundle)
+	}
+	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q has no readable config.json", bundle)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json is not valid JSON: %v", bundle, err)
+	}
+	if spec.Process == nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json has no process", bundle)
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json has no root.path", bundle)
+	}
+	return raw, &spec, nil
+}
+
+// reserve claims id for a create, or fails with EEXIST.
+func (r *Runtime) reserve(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.containers[id]; ok || r.pending[id] {
+		return Errorf(KindExists, "container %q already exists", id)
+	}
+	r.pending[id] = true
+	return nil
+}
+
+func (r *Runtime) unreserve(id string) {
+	r.mu.Lock()
+	delete(r.pending, id)
+	r.mu.Unlock()
+}
+
+// Create makes a container (and with req.Start starts it). On any failure
+// nothing is left behind: no directory, no runtime state, no shim.
+func (r *Runtime) Create(req CreateRequest) (*Container, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
+	raw, spec, err := readBundle(req.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	rtName := req.Runtime
+	if rtName == "" {
+		rtName = r.cfg.Runtime
+	}
+	rtPath, err := exec.LookPath(rtName)
+	if err != nil {
+		return nil, Errorf(KindInvalid, "runtime %q not found", rtName)
+	}
+	if rtPath, err = filepath.Abs(rtPath); err != nil {
+		return nil, err
+	}
+	if err := r.reserve(req.ID); err != nil {
+		return nil, err
+	}
+	defer r.unreserve(req.ID)
+
+	dir := filepath.Join(r.cfg.StateDir, req.ID)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, Errorf(KindExists, "container %q: state directory %s is in the way", req.ID, dir)
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(req.Bundle, rootfs)
+	}
+	rec := containerRecord{
+		ID: req.ID, Bundle: filepath.Clean(req.Bundle), Rootfs: rootfs,
+		Runtime: filepath.Base(rtName), RuntimePath: rtPath, RuntimeArgs: req.RuntimeArgs,
+		NoPivot: req.NoPivot, Labels: req.Labels, Annotations: spec.Annotations,
+		OCIVersion: spec.Version, Created: time.Now().UTC(),
+	}
+	c := r.newContainer(rec, raw)
+	procSpec, _ := processSpecOf(raw)
+	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), procSpec)
+
+	fail := func(err error) (*Container, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+		defer cancel()
+		c.cli.delete(ctx, req.ID, true)
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := os.MkdirAll(c.init.dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, specCopyFile), raw, 0o600); err != nil {
+		return fail(err)
+	}
+	action := proto.ActionCreate
+	if req.Start {
+		action = proto.ActionRun
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	defer cancel()
+	_, err = launchShim(ctx, r.cfg.ShimPath, c.init.dir, proto.Config{
+		ID: req.ID, Process: initProcess, Action: action, Bundle: rec.Bundle,
+		Runtime: rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
+		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize,
+	})
+	if err != nil {
+		return fail(Errorf(KindRuntime, "create: %v", err))
+	}
+	if err := c.init.readPidFile(); err != nil {
+		return fail(Errorf(KindInternal, "create: %v", err))
+	}
+	c.cg, _ = cgroupDirsOf(c.init.Pid())
+	c.state = Created
+	if req.Start {
+		c.state = Running
+		started := rec.Created
+		c.rec.Started = &started
+	}
+	// state.json last: its presence marks a finished create (see Load).
+	if err := writeJSONAtomic(filepath.Join(dir, recordFile), c.rec); err != nil {
+		return fail(err)
+	}
+	if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
+		return fail(err)
+	}
+	r.mu.Lock()
+	r.containers[req.ID] = c
+	r.mu.Unlock()
+	c.log.WithField("pid", c.init.Pid()).Info("created")
+	return c, nil
+}
+
+func (r *Runtime) newContainer(rec containerRecord, spec []byte) *Container {
+	return &Container{
+		id: rec.ID, dir: filepath.Join(r.cfg.StateDir, rec.ID), spec: spec, rec: rec,
+		cli: newRuntimeCLI(rec.RuntimePath, r.runtimeRoot, rec.RuntimeArgs),
+		log: r.log.WithField("id", rec.ID),
+	}
+}
+
+// shimExitWait bounds how long a delete waits for a killed container's
+// shim to record the exit.
+const shimExitWait = 15 * time.Second
+
+// Delete removes a container: created or stopped ones, or with force any.
+// It takes the container, not its id, so that a stale handle on a deleted
+// container can never delete a new one that reuses the id.
+func (r *Runtime) Delete(c *Container, force bool) error {
+	id := c.id
+	c.ops.Lock()
+	defer c.ops.Unlock()
+	c.mu.RLock()
+	state, deleted := c.state, c.deleted
+	c.mu.RUnlock()
+	if deleted {
+		return Errorf(KindNotFound, "delete: no such container %q", id)
+	}
+	if !force {
+		if err := state.check(OrderDelete, id); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+	defer cancel()
+	if state == Paused {
+		// Signals to a frozen container wait until it thaws.
+		c.cli.kill(ctx, id, 9, true)
+		c.cli.resume(ctx, id)
+	}
+	if err := c.cli.delete(ctx, id, state != Stopped); err != nil {
+		return err
+	}
+	select {
+	case <-c.init.Done():
+	case <-time.After(shimExitWait):
+		return Errorf(KindInternal, "delete: container %q: its shim did not exit in %s", id, shimExitWait)
+	}
+	c.mu.Lock()
+	c.deleted = true
+	c.mu.Unlock()
+	// The directory goes before the id is free again, so a new create of
+	// the same id never finds it in the way.
+	if err := os.RemoveAll(c.dir); err != nil {
+		c.log.WithError(err).Warn("cannot remove the state directory")
+	}
+	r.mu.Lock()
+	delete(r.containers, id)
+	r.mu.Unlock()
+	c.log.Info("deleted")
+	return nil
+}
+
+func exitStatusNow(status, signal int) proto.ExitStatus {
+	return proto.ExitStatus{Status: status, Signal: signal, ExitedAt: time.Now().UTC()}
+}

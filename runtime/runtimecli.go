@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	runc "github.com/containerd/go-runc"
+)
+
+// runtimeCLI drives an OCI runtime binary for the daemon's orders (start,
+// pause, resume, kill, delete) through go-runc, which already knows the
+// runc command line; ctrfs adds only error text fit for a user.
+type runtimeCLI struct {
+	r *runc.Runc
+}
+
+func newRuntimeCLI(path, root string, args []string) *runtimeCLI {
+	return &runtimeCLI{r: &runc.Runc{
+		Command:   path,
+		Root:      root,
+		LogFormat: runc.JSON,
+		ExtraArgs: args,
+	}}
+}
+
+func (c *runtimeCLI) start(ctx context.Context, id string) error {
+	return runtimeError("start", c.r.Start(ctx, id))
+}
+
+func (c *runtimeCLI) pause(ctx context.Context, id string) error {
+	return runtimeError("pause", c.r.Pause(ctx, id))
+}
+
+func (c *runtimeCLI) resume(ctx context.Context, id string) error {
+	return runtimeError("resume", c.r.Resume(ctx, id))
+}
+
+func (c *runtimeCLI) kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	return runtimeError("kill", c.r.Kill(ctx, id, int(sig), &runc.KillOpts{All: all}))
+}
+
+// delete removes the runtime's record of the container; a container the
+// runtime does not know (any more) is not an error.
+func (c *runtimeCLI) delete(ctx context.Context, id string, force bool) error {
+	err := runtimeError("delete", c.r.Delete(ctx, id, &runc.DeleteOpts{Force: force}))
+	if err != nil && strings.Contains(err.Error(), "does not exist") {
+		return nil
+	}
+	return err
+}
+
+// runtimeError turns go-runc's "exit status 1: <output>" into the runtime's
+// own message: runc with --log-format json prints one JSON object per
+// message, and the last error-level one says what failed.
+func runtimeError(verb string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return Errorf(KindRuntime, "%s: cannot run the runtime: %v", verb, err)
+	}
+	msg := err.Error()
+	if _, out, ok := strings.Cut(msg, ": "); ok {
+		if m := lastRuntimeError([]byte(out)); m != "" {
+			msg = m
+		}
+	}
+	return Errorf(KindRuntime, "%s: %s", verb, oneLine(msg))
+}
+
+// lastRuntimeError returns the msg of the last error-level JSON log object in
+// out, or "". Objects may be run together or mixed with plain text.
+func lastRuntimeError(out []byte) string {
+	last := ""
+	for {
+		i := bytes.IndexByte(out, '{')
+		if i < 0 {
+			return last
+		}
+		out = out[i:]
+		var entry struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(out))
+		if err := dec.Decode(&entry); err != nil {
+			out = out[1:]
+			continue
+		}
+		out = out[dec.InputOffset():]
+		if entry.Level == "error" || entry.Level == "fatal" {
+			last = entry.Msg
+		}
+	}
+}
+
+// oneLine keeps an error message on one line, as every ctl result is one.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

@@ -1,0 +1,64 @@
+package runtime
+
+// State is a container's lifecycle state. Orders are checked against it
+// before the runtime is run, so an impossible order gets a clear EBUSY
+// instead of a runtime error.
+type State string
+
+const (
+	Created State = "created"
+	Running State = "running"
+	Paused  State = "paused"
+	Stopped State = "stopped"
+)
+
+// Order is something a user asks of a container.
+type Order string
+
+const (
+	OrderStart  Order = "start"
+	OrderPause  Order = "pause"
+	OrderResume Order = "resume"
+	OrderKill   Order = "kill"
+	OrderDelete Order = "delete"
+)
+
+// allowed lists, for each order, the states it may be given in. delete
+// with --force is allowed in every state and is not listed here.
+var allowed = map[Order][]State{
+	OrderStart:  {Created},
+	OrderPause:  {Running},
+	OrderResume: {Paused},
+	OrderKill:   {Created, Running, Paused},
+	OrderDelete: {Created, Stopped},
+}
+
+// check returns nil when order may be given to container id in state s.
+func (s State) check(order Order, id string) error {
+	for _, ok := range allowed[order] {
+		if s == ok {
+			return nil
+		}
+	}
+	switch order {
+	case OrderStart:
+		return Errorf(KindBusy, "start: container %q is %s, not created", id, s)
+	case OrderPause:
+		return Errorf(KindBusy, "pause: container %q is %s, not running", id, s)
+	case OrderResume:
+		return Errorf(KindBusy, "resume: container %q is %s, not paused", id, s)
+	case OrderKill:
+		return Errorf(KindBusy, "kill: container %q is stopped", id)
+	case OrderDelete:
+		return Errorf(KindBusy, "delete: container %q is %s (stop it first, or use --force)", id, s)
+	}
+	return Errorf(KindInvalid, "unknown order %q", order)
+}
+
+// ProcState is a process's lifecycle state.
+type ProcState string
+
+const (
+	ProcRunning ProcState = "running"
+	ProcExited  ProcState = "exited"
+)

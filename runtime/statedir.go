@@ -1,0 +1,82 @@
+package runtime
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The state directory is the single source of truth: everything the daemon
+// knows can be rebuilt from it (see docs/architecture.md).
+//
+//	<state>/<id>/state.json      containerRecord, written last at create: no
+//	                             state.json means a create that never finished
+//	<state>/<id>/config.json     the bundle's spec as it was at create
+//	<state>/<id>/<proc>/...      one directory per process, the shim's (shim/proto)
+//	<state>/runc/                the runtime's --root
+const (
+	recordFile     = "state.json"
+	specCopyFile   = "config.json"
+	runtimeRootDir = "runc"
+	initProcess    = "init"
+)
+
+// containerRecord is state.json: what a container was created with, and the
+// few facts about its life that cannot be read back from elsewhere.
+type containerRecord struct {
+	ID          string            `json:"id"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Runtime     string            `json:"runtime"`
+	RuntimePath string            `json:"runtime_path"`
+	RuntimeArgs []string          `json:"runtime_args,omitempty"`
+	NoPivot     bool              `json:"no_pivot,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	OCIVersion  string            `json:"oci_version"`
+	Created     time.Time         `json:"created"`
+	Started     *time.Time        `json:"started,omitempty"`
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename,
+// so a reader (or a daemon restarted after a crash) sees all or nothing.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs what ctrfs and its tests need, if missing: runc (the OCI runtime),
+# fuse3 (fusermount3), busybox-static (root filesystems for test containers),
+# inotify-tools (inotifywait, used by the watching tests).
+set -e
+missing=""
+command -v runc >/dev/null 2>&1 || missing="$missing runc"
+command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || missing="$missing busybox-static"
+command -v inotifywait >/dev/null 2>&1 || missing="$missing inotify-tools"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing:$missing; run as root or: sudo apt-get install -y$missing" >&2
+	exit 0
+fi
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq $missing

@@ -1,0 +1,92 @@
+// Package proto is the on-disk protocol between the ctrfs daemon and
+// ctrfs-shim. It is all the two share: file names inside a process's state
+// directory and the JSON documents written there or sent over the report
+// pipe. Neither side imports the other.
+package proto
+
+import "time"
+
+// File names inside a process's state directory (<state>/<id>/<proc>/).
+const (
+	// ConfigFile is written by the daemon before it starts the shim: what
+	// the shim is to run (Config).
+	ConfigFile = "process.json"
+	// PidFile is written by the shim once the process exists: "PID STARTTIME\n",
+	// STARTTIME being field 22 of /proc/PID/stat, the guard against pid reuse.
+	PidFile = "pid"
+	// ShimPidFile is written by the shim at start: "PID STARTTIME\n" of the shim.
+	ShimPidFile = "shim.pid"
+	// ExitFifo is a fifo made by the daemon; the shim opens it O_RDWR and
+	// holds it until it exits, so the daemon's reader sees POLLHUP exactly
+	// when the shim is gone.
+	ExitFifo = "exit"
+	// ExitStatusFile is written by the shim (tmp + rename) after the process
+	// has been reaped and its output drained, just before the shim exits.
+	ExitStatusFile = "exitStatus"
+	// StdoutLog and StderrLog hold the process's output, bounded by
+	// Config.LogMaxSize each.
+	StdoutLog = "stdout"
+	StderrLog = "stderr"
+	// ShimLog is the shim's own log, JSON lines.
+	ShimLog = "shim.log"
+	// RuntimeLog is the runtime's (runc's) --log file for the shim's calls.
+	RuntimeLog = "runtime.log"
+	// RuntimePidFile is the runtime's own --pid-file: the bare pid, written
+	// by the runtime. The shim reads it and publishes PidFile; the daemon
+	// should read PidFile, which also carries the start time.
+	RuntimePidFile = "runtime.pid"
+)
+
+// DefaultLogMaxSize is the bound the shim applies when Config.LogMaxSize is
+// 0 or less (8 MiB, the daemon's documented default).
+const DefaultLogMaxSize int64 = 8 << 20
+
+// ReportFd is the file descriptor on which the shim finds the write end of
+// the report pipe (the first of exec.Cmd.ExtraFiles).
+const ReportFd = 3
+
+// Action says what the shim asks the runtime to do.
+type Action string
+
+const (
+	// ActionCreate runs `runtime create`: the container waits for `start`.
+	ActionCreate Action = "create"
+	// ActionRun runs `runtime run --detach`: created and started in one call.
+	ActionRun Action = "run"
+)
+
+// Config is what the daemon asks a shim to run (ConfigFile).
+type Config struct {
+	// ID is the container id (already validated by the daemon).
+	ID string `json:"id"`
+	// Process is the process name inside the container ("init" for init).
+	Process string `json:"process"`
+	Action  Action `json:"action"`
+	// Bundle is the absolute path of the OCI bundle.
+	Bundle string `json:"bundle"`
+	// Runtime is the absolute path of the OCI runtime binary.
+	Runtime string `json:"runtime"`
+	// RuntimeRoot is the runtime's --root (<state>/runc).
+	RuntimeRoot string `json:"runtime_root"`
+	// RuntimeArgs are extra global runtime flags, placed before the command.
+	RuntimeArgs []string `json:"runtime_args,omitempty"`
+	NoPivot     bool     `json:"no_pivot,omitempty"`
+	// LogMaxSize bounds each of the stdout and stderr logs, in bytes.
+	LogMaxSize int64 `json:"log_max_size"`
+}
+
+// Report is the one JSON line the shim writes to the report pipe: the pid
+// of the started process, or the runtime's error.
+type Report struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// ExitStatus is the content of ExitStatusFile.
+type ExitStatus struct {
+	// Status follows the shell: the exit code, or 128+N for signal N.
+	Status int `json:"status"`
+	// Signal is N when the process was killed by signal N, else 0.
+	Signal   int       `json:"signal,omitempty"`
+	ExitedAt time.Time `json:"exited_at"`
+}

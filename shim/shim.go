@@ -1,0 +1,372 @@
+// Package shim is ctrfs-shim: one per container process, it runs the OCI
+// runtime, tells the daemon the pid (or the runtime's error), copies the
+// process's output into bounded logs, reaps it and writes its exit status.
+// It shares nothing with the daemon but the files of package proto, so it
+// outlives the daemon.
+package shim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	"github.com/ctrfs/ctrfs/shim/proto"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// drainTimeout bounds the wait for the output pipes' EOF after the exit.
+const drainTimeout = 2 * time.Second
+
+// Main runs the shim in the process state directory dir and returns the
+// exit code: 0 once the exit status is written, 1 on failure.
+func Main(dir string) int {
+	// Claim fd 3 before anything is opened: if it is missing, the first
+	// file we open would get that number and receive the report.
+	report := reportPipe()
+	fail := func(log *logrus.Entry, format string, args ...any) int {
+		msg := fmt.Sprintf(format, args...)
+		if log != nil {
+			log.Error(msg)
+		}
+		sendReport(log, report, proto.Report{Error: msg})
+		return 1
+	}
+
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		err = os.Chdir(abs)
+	}
+	if err != nil {
+		return fail(nil, "shim: %v", err)
+	}
+	// Hold the exit fifo first: from here on any death of the shim, even a
+	// crash, shows as POLLHUP on the daemon's side. A raw fd has no
+	// finalizer, so it stays open until the process ends.
+	if _, err := unix.Open(proto.ExitFifo, unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+		return fail(nil, "shim: open exit fifo: %v", err)
+	}
+	logf, err := os.OpenFile(proto.ShimLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fail(nil, "shim: open %s: %v", proto.ShimLog, err)
+	}
+	logger := logrus.New()
+	logger.SetOutput(logf)
+	logger.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	log := logrus.NewEntry(logger)
+
+	start, err := procStartTime(os.Getpid())
+	if err == nil {
+		err = writeAtomic(proto.ShimPidFile, fmt.Appendf(nil, "%d %d\n", os.Getpid(), start))
+	}
+	if err != nil {
+		return fail(log, "shim: write %s: %v", proto.ShimPidFile, err)
+	}
+	// As subreaper the shim becomes the parent of the container's init once
+	// runc is done, so it can wait for it.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fail(log, "shim: set child subreaper: %v", err)
+	}
+	// Catch, rather than ignore, the signals a session or a dead daemon may
+	// send: an ignored signal stays ignored across exec, in runc and in the
+	// container's processes; a caught one is reset to default there.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGHUP, unix.SIGINT, unix.SIGPIPE)
+	reaper := NewReaper()
+	runc.Monitor = reaper
+
+	var cfg proto.Config
+	if err := readJSON(proto.ConfigFile, &cfg); err != nil {
+		return fail(log, "shim: read %s: %v", proto.ConfigFile, err)
+	}
+	if cfg.ID == "" || cfg.Bundle == "" || cfg.Runtime == "" {
+		return fail(log, "shim: %s: id, bundle and runtime are required", proto.ConfigFile)
+	}
+	if cfg.Action != proto.ActionCreate && cfg.Action != proto.ActionRun {
+		return fail(log, "shim: %s: unknown action %q", proto.ConfigFile, cfg.Action)
+	}
+	if cfg.LogMaxSize <= 0 {
+		cfg.LogMaxSize = proto.DefaultLogMaxSize
+	}
+	log = log.WithFields(logrus.Fields{"id": cfg.ID, "process": cfg.Process})
+	log.WithFields(logrus.Fields{"action": cfg.Action, "bundle": cfg.Bundle, "runtime": cfg.Runtime}).Info("shim started")
+
+	pio, err := newStdio()
+	if err != nil {
+		return fail(log, "shim: %v", err)
+	}
+	stdout, err := startLogCopy(pio.outR, proto.StdoutLog, cfg.LogMaxSize)
+	if err != nil {
+		return fail(log, "shim: %v", err)
+	}
+	stderr, err := startLogCopy(pio.errR, proto.StderrLog, cfg.LogMaxSize)
+	if err != nil {
+		return fail(log, "shim: %v", err)
+	}
+	finishLogs := func() {
+		deadline := time.Now().Add(drainTimeout)
+		for name, c := range map[string]*logCopy{proto.StdoutLog: stdout, proto.StderrLog: stderr} {
+			dropped, err := c.finish(deadline)
+			l := log.WithField("log", name)
+			if err != nil {
+				l.WithError(err).Warn("output log")
+			}
+			if dropped > 0 {
+				l.WithField("dropped", dropped).Warn("output log full: bytes dropped")
+			}
+		}
+	}
+
+	pid, err := runRuntime(&cfg, abs, pio)
+	pio.CloseAfterStart() // else our copies of the write ends keep EOF away
+	if err != nil {
+		finishLogs()
+		return fail(log, "%s", err.Error())
+	}
+
+	// A process that is already gone was reaped with its start time, read
+	// while it was a zombie.
+	start, serr := procStartTime(pid)
+	exits := reaper.Watch(pid, start)
+	var early *Exit
+	if serr != nil {
+		select {
+		case e := <-exits:
+			start, early = e.StartTime, &e
+		case <-time.After(drainTimeout):
+			finishLogs()
+			return fail(log, "shim: process %d: %v", pid, serr)
+		}
+	}
+	if err := writeAtomic(proto.PidFile, fmt.Appendf(nil, "%d %d\n", pid, start)); err != nil {
+		log.WithError(err).Error("write pid file")
+	}
+	log.WithField("pid", pid).Info("process started")
+	sendReport(log, report, proto.Report{Pid: pid})
+
+	e := early
+	if e == nil {
+		x := <-exits
+		e = &x
+	}
+	log.WithFields(logrus.Fields{"pid": pid, "status": e.Status, "signal": e.Signal}).Info("process exited")
+	finishLogs()
+
+	st := proto.ExitStatus{Status: e.Status, Signal: e.Signal, ExitedAt: e.Time}
+	data, _ := json.Marshal(st)
+	if err := writeAtomic(proto.ExitStatusFile, append(data, '\n')); err != nil {
+		log.WithError(err).Error("write exit status")
+		return 1
+	}
+	log.Info("exit status written; shim exits")
+	return 0
+}
+
+// runRuntime asks the runtime to create (or run) the process and returns
+// its pid. Its error is the runtime's own message where there is one.
+func runRuntime(cfg *proto.Config, dir string, io *stdio) (int, error) {
+	logPath := filepath.Join(dir, proto.RuntimeLog)
+	var logFrom int64 // only this call's lines name its error
+	if st, err := os.Stat(logPath); err == nil {
+		logFrom = st.Size()
+	}
+	pidPath := filepath.Join(dir, proto.RuntimePidFile)
+	os.Remove(pidPath) // never read a stale one
+	r := &runc.Runc{
+		Command:   cfg.Runtime,
+		Root:      cfg.RuntimeRoot,
+		Log:       logPath,
+		LogFormat: runc.JSON,
+		ExtraArgs: cfg.RuntimeArgs,
+	}
+	opts := &runc.CreateOpts{IO: io, PidFile: pidPath, NoPivot: cfg.NoPivot}
+	var err error
+	if cfg.Action == proto.ActionRun {
+		opts.Detach = true
+		_, err = r.Run(context.Background(), cfg.ID, cfg.Bundle, opts)
+	} else {
+		err = r.Create(context.Background(), cfg.ID, cfg.Bundle, opts)
+	}
+	if err != nil {
+		if msg := runtimeError(logPath, logFrom); msg != "" {
+			return 0, errors.New(msg)
+		}
+		return 0, errors.New(oneLine(err.Error()))
+	}
+	data, err := os.ReadFile(pidPath)
+	if err != nil {
+		return 0, fmt.Errorf("shim: runtime pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("shim: runtime pid file: bad pid %q", data)
+	}
+	return pid, nil
+}
+
+// runtimeError returns the last error message runc logged (JSON lines) from
+// offset on, on one line, or "".
+func runtimeError(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	var msg string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		var l struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Level == "error" && l.Msg != "" {
+			msg = l.Msg
+		}
+	}
+	return oneLine(msg)
+}
+
+func oneLine(s string) string {
+	return strings.TrimSpace(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
+}
+
+// stdio is the process's runc.IO: real pipe ends, so exec.Cmd hands them
+// to runc as they are (no copying goroutine) and runc to the container.
+type stdio struct {
+	stdin                  *os.File // /dev/null until stdin is supported
+	outR, outW, errR, errW *os.File
+}
+
+func newStdio() (*stdio, error) {
+	s := &stdio{}
+	var err error
+	if s.stdin, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	if s.outR, s.outW, err = os.Pipe(); err != nil {
+		return nil, err
+	}
+	if s.errR, s.errW, err = os.Pipe(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stdio) Set(c *exec.Cmd) {
+	c.Stdin, c.Stdout, c.Stderr = s.stdin, s.outW, s.errW
+}
+
+// CloseAfterStart closes the child's ends; go-runc calls it after `create`
+// started, Main after the runtime returned. Closing twice is harmless.
+func (s *stdio) CloseAfterStart() error {
+	s.stdin.Close()
+	s.outW.Close()
+	s.errW.Close()
+	return nil
+}
+
+func (s *stdio) Close() error {
+	s.CloseAfterStart()
+	s.outR.Close()
+	s.errR.Close()
+	return nil
+}
+
+func (s *stdio) Stdin() io.WriteCloser { return nil }
+func (s *stdio) Stdout() io.ReadCloser { return s.outR }
+func (s *stdio) Stderr() io.ReadCloser { return s.errR }
+
+// reportPipe returns the inherited report pipe, or nil when fd 3 is not
+// open (the shim was started by hand).
+func reportPipe() *os.File {
+	if _, err := unix.FcntlInt(proto.ReportFd, unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	unix.CloseOnExec(proto.ReportFd) // runc and the container must not hold it
+	return os.NewFile(proto.ReportFd, "report")
+}
+
+// sendReport writes the one report line and closes the pipe. A daemon that
+// died meanwhile (EPIPE) is no reason to stop: it finds us from the files.
+func sendReport(log *logrus.Entry, f *os.File, r proto.Report) {
+	if f == nil {
+		return
+	}
+	data, _ := json.Marshal(r)
+	_, err := f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && log != nil {
+		log.WithError(err).Warn("report to daemon")
+	}
+}
+
+// procStartTime returns field 22 of /proc/PID/stat: the process's start
+// time in clock ticks since boot, which tells it from a later one with the
+// same pid.
+func procStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStartTime(data)
+}
+
+// parseStartTime parses the content of /proc/PID/stat. The comm field (2)
+// may hold spaces and parens, so fields are counted after the last ')'.
+func parseStartTime(stat []byte) (uint64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no ')'")
+	}
+	f := strings.Fields(string(stat[i+1:])) // f[0] is field 3
+	if len(f) <= 22-3 {
+		return 0, errors.New("stat: too few fields")
+	}
+	return strconv.ParseUint(f[22-3], 10, 64)
+}
+
+// writeAtomic writes a file in the current directory so that a reader sees
+// the whole content or nothing: tmp file, fsync, rename.
+func writeAtomic(name string, data []byte) error {
+	tmp := "." + name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+func readJSON(name string, v any) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}

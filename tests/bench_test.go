@@ -1,0 +1,134 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// The benchmarks compare ctrfs with bare runc in the same run; TestMain
+// prints the ratios (issue 2 targets: create+start <= 1.1x runc; a state
+// read >= 20x faster than `runc state`).
+
+// BenchmarkCreateStartCtrfs measures `run ID BUNDLE` written to the root ctl
+// until ID/state reads running. Deletes are outside the timer.
+func BenchmarkCreateStartCtrfs(b *testing.B) {
+	d := startDaemon(b)
+	bundle := demoBundle(b)
+	prefix := newID("bcs")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		if err := d.write("run "+id+" "+bundle+"\n", "ctl"); err != nil {
+			b.Fatalf("run %s: %v\n%s", id, err, d.read("ctl"))
+		}
+		for {
+			s, err := os.ReadFile(d.path(id, "state"))
+			if err != nil {
+				b.Fatalf("read %s/state: %v", id, err)
+			}
+			if string(s) == "running\n" {
+				break
+			}
+		}
+		b.StopTimer()
+		d.mustCtl("delete " + id + " --force\n")
+		b.StartTimer()
+	}
+	b.StopTimer()
+	recordNsPerOp(b, "CreateStartCtrfs")
+}
+
+// BenchmarkCreateStartRunc measures `runc run -d` of the same bundle.
+func BenchmarkCreateStartRunc(b *testing.B) {
+	requireIntegration(b)
+	bundle := demoBundle(b)
+	root := runcRoot(b)
+	prefix := newID("bcr")
+	pidFile := filepath.Join(root, "..", "pid")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		runcRunDetached(b, root, bundle, id, pidFile)
+		b.StopTimer()
+		if out, err := exec.Command("runc", "--root", root, "delete", "-f", id).CombinedOutput(); err != nil {
+			b.Fatalf("runc delete -f %s: %v: %s", id, err, out)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	recordNsPerOp(b, "CreateStartRunc")
+}
+
+// BenchmarkStateReadCtrfs measures open+read+close of ID/state.
+func BenchmarkStateReadCtrfs(b *testing.B) {
+	d := startDaemon(b)
+	id := newID("bsr")
+	d.run(id, demoBundle(b))
+	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s, err := os.ReadFile(d.path(id, "state"))
+		if err != nil || string(s) != "running\n" {
+			b.Fatalf("read state: %q, %v", s, err)
+		}
+	}
+	b.StopTimer()
+	recordNsPerOp(b, "StateReadCtrfs")
+}
+
+// BenchmarkStateRunc measures `runc state ID`.
+func BenchmarkStateRunc(b *testing.B) {
+	requireIntegration(b)
+	root := runcRoot(b)
+	id := newID("bsr")
+	runcRunDetached(b, root, demoBundle(b), id, filepath.Join(root, "..", "pid"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := exec.Command("runc", "--root", root, "state", id).Output()
+		if err != nil || !bytes.Contains(out, []byte(`"status": "running"`)) {
+			b.Fatalf("runc state: %v: %s", err, out)
+		}
+	}
+	b.StopTimer()
+	recordNsPerOp(b, "StateRunc")
+}
+
+// runcRoot makes a runc --root of its own for b, and deletes every container
+// in it and the directory when b ends.
+func runcRoot(b *testing.B) string {
+	dir, err := os.MkdirTemp("", "ctrfs-e2e-runc-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cleanupRunc(b, root)
+		os.RemoveAll(dir)
+	})
+	return root
+}
+
+// runcRunDetached runs `runc run -d` with stdin and stdout on /dev/null and
+// stderr to a file: the container inherits them, so a pipe would never see
+// EOF while it runs.
+func runcRunDetached(b *testing.B, root, bundle, id, pidFile string) {
+	errPath := filepath.Join(root, "..", "stderr")
+	errFile, err := os.Create(errPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer errFile.Close()
+	cmd := exec.Command("runc", "--root", root, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id)
+	cmd.Stderr = errFile
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(errPath)
+		b.Fatalf("runc run -d %s: %v: %s", id, err, out)
+	}
+}

@@ -30,6 +30,10 @@ import (
 // drainTimeout bounds the wait for the output pipes' EOF after the exit.
 const drainTimeout = 2 * time.Second
 
+// defaultLogMaxSize guards against a config without a bound (the daemon
+// always sets one; 8 MiB is its default too).
+const defaultLogMaxSize = 8 << 20
+
 // Main runs the shim in the process state directory dir and returns the
 // exit code: 0 once the exit status is written, 1 on failure.
 func Main(dir string) int {
@@ -97,7 +101,7 @@ func Main(dir string) int {
 		return fail(log, "shim: %s: unknown action %q", proto.ConfigFile, cfg.Action)
 	}
 	if cfg.LogMaxSize <= 0 {
-		cfg.LogMaxSize = proto.DefaultLogMaxSize
+		cfg.LogMaxSize = defaultLogMaxSize
 	}
 	log = log.WithFields(logrus.Fields{"id": cfg.ID, "process": cfg.Process})
 	log.WithFields(logrus.Fields{"action": cfg.Action, "bundle": cfg.Bundle, "runtime": cfg.Runtime}).Info("shim started")
@@ -144,16 +148,22 @@ func Main(dir string) int {
 		select {
 		case e := <-exits:
 			start, early = e.StartTime, &e
+			log.WithField("pid", pid).Info("process exited before the runtime returned")
 		case <-time.After(drainTimeout):
 			finishLogs()
 			return fail(log, "shim: process %d: %v", pid, serr)
 		}
 	}
 	if err := writeAtomic(proto.PidFile, fmt.Appendf(nil, "%d %d\n", pid, start)); err != nil {
-		log.WithError(err).Error("write pid file")
+		// The daemon cannot adopt a process without its pid file: say why.
+		// The process exists all the same, so it is still supervised.
+		msg := fmt.Sprintf("shim: write %s: %v", proto.PidFile, err)
+		log.WithField("pid", pid).Error(msg)
+		sendReport(log, report, proto.Report{Error: msg})
+	} else {
+		log.WithField("pid", pid).Info("process started")
+		sendReport(log, report, proto.Report{Pid: pid})
 	}
-	log.WithField("pid", pid).Info("process started")
-	sendReport(log, report, proto.Report{Pid: pid})
 
 	e := early
 	if e == nil {

@@ -284,6 +284,11 @@ func rootfs() (string, error) {
 
 // newEnv makes a bundle running args, a runc root and a process dir.
 func newEnv(t *testing.T, args ...string) *env {
+	return newEnvHooks(t, nil, args...)
+}
+
+// newEnvHooks is newEnv with OCI hooks (the spec's "hooks" object).
+func newEnvHooks(t *testing.T, hooks map[string]any, args ...string) *env {
 	runcPath := needIntegration(t)
 	rfs, err := rootfs()
 	if err != nil {
@@ -322,6 +327,9 @@ func newEnv(t *testing.T, args ...string) *env {
 	proc["terminal"] = false
 	proc["args"] = args
 	spec["root"] = map[string]any{"path": rfs, "readonly": false}
+	if hooks != nil {
+		spec["hooks"] = hooks
+	}
 	if data, err = json.Marshal(spec); err == nil {
 		err = os.WriteFile(cfgPath, data, 0o644)
 	}
@@ -532,10 +540,17 @@ func TestShimRunKilled(t *testing.T) {
 	}
 }
 
-// A process that is gone before runc returns: its exit was remembered and
-// its start time read while it was a zombie.
+// A process that exits while runc is still running (a poststart hook holds
+// runc back): the shim either reads its start time from the zombie or finds
+// its exit, start time included, remembered by the reaper. The race goes
+// both ways; both must give a full pid file and the status.
 func TestShimRunQuickExit(t *testing.T) {
-	e := newEnv(t, "sh", "-c", "exit 3")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep on the host")
+	}
+	hooks := map[string]any{"poststart": []any{map[string]any{"path": sleep, "args": []string{"sleep", "0.3"}}}}
+	e := newEnvHooks(t, hooks, "sh", "-c", "exit 3")
 	e.writeConfig(proto.ActionRun, 0)
 	s := e.startShim()
 	if s.report.Pid <= 0 {
@@ -552,6 +567,8 @@ func TestShimRunQuickExit(t *testing.T) {
 	if st := e.exitStatus(); st.Status != 3 {
 		t.Errorf("exit status = %+v, want status 3", st)
 	}
+	t.Logf("exit remembered before the pid was known: %v",
+		strings.Contains(e.read(proto.ShimLog), "before the runtime returned"))
 }
 
 func TestShimRuntimeError(t *testing.T) {

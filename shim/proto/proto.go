@@ -37,10 +37,6 @@ const (
 	RuntimePidFile = "runtime.pid"
 )
 
-// DefaultLogMaxSize is the bound the shim applies when Config.LogMaxSize is
-// 0 or less (8 MiB, the daemon's documented default).
-const DefaultLogMaxSize int64 = 8 << 20
-
 // ReportFd is the file descriptor on which the shim finds the write end of
 // the report pipe (the first of exec.Cmd.ExtraFiles).
 const ReportFd = 3

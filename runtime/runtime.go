@@ -279,6 +279,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
 	defer cancel()
+	tShim := time.Now()
 	_, err = launchShim(ctx, r.cfg.ShimPath, c.init.dir, proto.Config{
 		ID: req.ID, Process: initProcess, Action: action, Bundle: rec.Bundle,
 		Runtime: rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
@@ -307,7 +308,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	r.mu.Lock()
 	r.containers[req.ID] = c
 	r.mu.Unlock()
-	c.log.WithField("pid", c.init.Pid()).Info("created")
+	c.log.WithFields(logrus.Fields{"pid": c.init.Pid(), "took": time.Since(rec.Created).String(), "shim_took": time.Since(tShim).String()}).Info("created")
 	return c, nil
 }
 

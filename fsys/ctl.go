@@ -100,10 +100,13 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 		h.file.lastErr.set(describe(fail))
 	}
 	h.wrote, h.result = true, []byte(out.String())
-	h.base = req.Offset + int64(len(req.Data))
+	// A failed write leaves the file offset where it was; a successful one
+	// moves it past the data. The result is read from there.
+	h.base = req.Offset
 	if fail != nil {
 		return errnoOf(fail)
 	}
+	h.base += int64(len(req.Data))
 	resp.Size = len(req.Data)
 	return nil
 }

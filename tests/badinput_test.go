@@ -30,8 +30,16 @@ func TestBadInput(t *testing.T) {
 	b := demoBundle(t)
 	running := newID("bad-running")
 	stopped := newID("bad-stopped")
-	d.run(running, b)
-	runningPid := d.initPid(running)
+	// Cases that would end a container if the daemon got them wrong get a
+	// container of their own, so that one bug does not hide the next.
+	killTarget := newID("bad-kill")
+	delTarget := newID("bad-del")
+	live := []string{running, killTarget, delTarget}
+	livePids := map[string]int{}
+	for _, id := range live {
+		d.run(id, b)
+		livePids[id] = d.initPid(id)
+	}
 	d.run(stopped, b)
 	d.mustCtl("kill KILL\n", stopped)
 	d.waitState(stopped, "stopped")
@@ -68,7 +76,7 @@ func TestBadInput(t *testing.T) {
 		{"create without bundle", "", "create " + fresh(), EINVAL},
 		{"delete without id", "", "delete", EINVAL},
 		{"run extra arg", "", "run " + fresh() + " " + b + " extra", EINVAL},
-		{"delete extra arg", "", "delete " + running + " --force extra", EINVAL},
+		{"delete extra arg", "", "delete " + delTarget + " --force extra", EINVAL},
 		{"run bad option", "", "run " + fresh() + " " + b + " --bogus", EINVAL},
 		{"run label without value", "", "run " + fresh() + " " + b + " --label", EINVAL},
 		{"run label bad key", "", "run " + fresh() + " " + b + " --label =v", EINVAL},
@@ -92,14 +100,15 @@ func TestBadInput(t *testing.T) {
 		{"run taken id", "", "run " + running + " " + b, EEXIST},
 		{"run id of a stopped container", "", "run " + stopped + " " + b, EEXIST},
 		{"delete no such container", "", "delete " + fresh(), ENOENT},
-		{"delete running", "", "delete " + running, EBUSY},
+		{"delete running", "", "delete " + delTarget, EBUSY},
 
 		{"kill FOO", running, "kill FOO", EINVAL},
 		{"kill SIGFOO", running, "kill SIGFOO", EINVAL},
 		{"kill 0", running, "kill 0", EINVAL},
 		{"kill 65", running, "kill 65", EINVAL},
 		{"kill 99", running, "kill 99", EINVAL},
-		{"kill -9", running, "kill -9", EINVAL},
+		{"kill -0", killTarget, "kill -0", EINVAL},
+		{"kill -FOO", killTarget, "kill -FOO", EINVAL},
 		{"kill extra arg", running, "kill TERM KILL", EINVAL},
 		{"kill bad option", running, "kill TERM --bogus", EINVAL},
 		{"container unknown verb", running, "frobnicate", EINVAL},
@@ -111,7 +120,7 @@ func TestBadInput(t *testing.T) {
 		{"container 1 MiB write", running, strings.Repeat("pause\n", (1<<20)/6+1), EFBIG},
 		{"start running", running, "start", EBUSY},
 		{"resume running", running, "resume", EBUSY},
-		{"delete running (container ctl)", running, "delete", EBUSY},
+		{"delete running (container ctl)", delTarget, "delete", EBUSY},
 		{"pause stopped", stopped, "pause", EBUSY},
 		{"resume stopped", stopped, "resume", EBUSY},
 		{"start stopped", stopped, "start", EBUSY},
@@ -143,6 +152,7 @@ func TestBadInput(t *testing.T) {
 			if !strings.Contains(res, "error:") || !strings.Contains(res, name) {
 				t.Errorf("result read from the same file = %q, want an \"error:\" line naming %s", trunc(res), name)
 			}
+			checkResultLines(t, res)
 			text, err := d.tryRead(append(elem, "ctl")...)
 			if err != nil {
 				t.Fatalf("fresh read of %s: %v", path, err)
@@ -199,10 +209,15 @@ func TestBadInput(t *testing.T) {
 	if !d.alive() {
 		t.Fatalf("ctrfs is dead after the bad input table: %v", d.exitErr())
 	}
-	want := []string{running, stopped}
+	want := append([]string{stopped}, live...)
 	sort.Strings(want)
 	if got := d.containers(); !reflect.DeepEqual(got, want) {
 		t.Errorf("container dirs after the bad input table = %v, want %v", got, want)
+	}
+	wantLs := append([]string{"ctl", "version"}, want...)
+	sort.Strings(wantLs)
+	if got := d.readDir(); !reflect.DeepEqual(got, wantLs) {
+		t.Errorf("ls of the mount after the bad input table = %v, want %v", got, wantLs)
 	}
 	if got := d.stateDirs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("state dir after the bad input table holds %v, want %v", got, want)
@@ -210,11 +225,14 @@ func TestBadInput(t *testing.T) {
 	if got := d.runcIDs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("runc list after the bad input table = %v, want %v", got, want)
 	}
-	if got := d.readTrim(running, "state"); got != "running" {
-		t.Errorf("%s/state = %q, want running", running, got)
-	}
-	if got := d.initPid(running); got != runningPid {
-		t.Errorf("%s/pid = %d, was %d", running, got, runningPid)
+	for _, id := range live {
+		if got := d.readTrim(id, "state"); got != "running" {
+			t.Errorf("%s/state = %q, want running", id, got)
+			continue
+		}
+		if got := d.initPid(id); got != livePids[id] {
+			t.Errorf("%s/pid = %d, was %d", id, got, livePids[id])
+		}
 	}
 	if got := d.readTrim(stopped, "state"); got != "stopped" {
 		t.Errorf("%s/state = %q, want stopped", stopped, got)
@@ -259,4 +277,16 @@ func trunc(s string) string {
 		return s[:60] + "..."
 	}
 	return s
+}
+
+// checkResultLines requires every line of a ctl result to be an "ok:",
+// "error:" or "skipped:" line (each result given once, nothing else).
+func checkResultLines(t *testing.T, res string) {
+	t.Helper()
+	for _, l := range lines(res) {
+		if !strings.HasPrefix(l, "ok: ") && !strings.HasPrefix(l, "error: ") && !strings.HasPrefix(l, "skipped: ") {
+			t.Errorf("result read back from the same file has a stray line %q in %q", trunc(l), trunc(res))
+			return
+		}
+	}
 }

@@ -72,6 +72,9 @@ func TestMain(m *testing.M) {
 			buildOut = string(out)
 		}
 		code := m.Run()
+		if demoParent != "" {
+			os.RemoveAll(demoParent)
+		}
 		printRatios()
 		return code
 	}()
@@ -880,9 +883,20 @@ func (r shResult) String() string {
 // it runs longer than opTimeout.
 func (d *daemon) sh(script string, env ...string) shResult {
 	d.tb.Helper()
+	return d.shell("/bin/sh", script, env...)
+}
+
+// bash is sh with bash, whose messages name the errno of a failed write.
+func (d *daemon) bash(script string, env ...string) shResult {
+	d.tb.Helper()
+	return d.shell("bash", script, env...)
+}
+
+func (d *daemon) shell(shell, script string, env ...string) shResult {
+	d.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd := exec.CommandContext(ctx, shell, "-c", script)
 	cmd.Env = append(os.Environ(), "MNT="+d.mnt)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -893,7 +907,7 @@ func (d *daemon) sh(script string, env ...string) shResult {
 	err := cmd.Run()
 	r := shResult{stdout: stdout.String(), stderr: stderr.String()}
 	if ctx.Err() != nil {
-		d.tb.Fatalf("sh -c %q: killed after %v (the FUSE server hangs?): %s", script, opTimeout, r)
+		d.tb.Fatalf("%s -c %q: killed after %v (the FUSE server hangs?): %s", shell, script, opTimeout, r)
 	}
 	var ee *exec.ExitError
 	switch {
@@ -901,7 +915,7 @@ func (d *daemon) sh(script string, env ...string) shResult {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		d.tb.Fatalf("sh -c %q: %v", script, err)
+		d.tb.Fatalf("%s -c %q: %v", shell, script, err)
 	}
 	return r
 }

@@ -300,6 +300,7 @@ func TestShimKilled(t *testing.T) {
 		t.Errorf("processes/init/state = %q, want exited", got)
 	}
 	st := d.status(id)
+	t.Logf("after kill -9 of the shim: processes/init/exit = %q, status.exit_status = %v, exit_reason = %v", exit, st["exit_status"], st["exit_reason"])
 	want := -1
 	if exit != "unknown" {
 		want = code

@@ -11,7 +11,7 @@ BENCHTIME   ?= 20x
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/ctrfs ./cmd/ctrfs-shim
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/ctrfs ./cmd/ctrfs-shim
 
 # Installs runc, fuse3, busybox-static and inotify-tools when missing (as root).
 deps:

@@ -43,7 +43,6 @@ func (l *lastError) get() string {
 
 func (f *ctlFile) Attr(ctx context.Context, a *fuse.Attr) error {
 	a.Mode = 0o660
-	a.Valid = 0
 	return nil
 }
 

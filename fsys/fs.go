@@ -78,6 +78,9 @@ type rootDir struct{ fs *FS }
 
 func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	a.Mode = os.ModeDir | 0o755
+	// Never cached: with a cached root, a stat of the mountpoint of a dead
+	// daemon would succeed instead of failing with ENOTCONN, which is how
+	// users (and the next daemon) tell a stale mount.
 	a.Valid = 0
 	return nil
 }

@@ -72,13 +72,30 @@ func (c *Container) Pid() int {
 // Pids lists every process of the container from its cgroup, ascending;
 // none once it is stopped.
 func (c *Container) Pids() ([]int, error) {
-	c.mu.RLock()
-	cg, state := c.cg, c.state
-	c.mu.RUnlock()
-	if state == Stopped {
+	if c.State() == Stopped {
 		return nil, nil
 	}
-	return cg.pids()
+	return c.cgroups().pids()
+}
+
+// cgroups finds the container's cgroup directories on first use (from init's
+// /proc/PID/cgroup, while init lives) and remembers them: they are not
+// needed to create a container, so they are not looked up on that path.
+func (c *Container) cgroups() cgroupDirs {
+	c.mu.RLock()
+	cg := c.cg
+	c.mu.RUnlock()
+	if cg.procs != "" || !c.init.alive() {
+		return cg
+	}
+	cg, err := cgroupDirsOf(c.init.Pid())
+	if err != nil || !c.init.alive() { // the pid may have been reused meanwhile
+		return cgroupDirs{}
+	}
+	c.mu.Lock()
+	c.cg = cg
+	c.mu.Unlock()
+	return cg
 }
 
 // Status is the container's status file.
@@ -278,10 +295,7 @@ func (c *Container) concludeLostExit(p *Process) *exitRecord {
 	if err := c.cli.kill(ctx, c.id, syscall.SIGKILL, true); err != nil {
 		syscall.Kill(p.Pid(), syscall.SIGKILL)
 	}
-	c.mu.RLock()
-	cg := c.cg
-	c.mu.RUnlock()
-	if cg.frozen() {
+	if c.cgroups().frozen() {
 		c.cli.resume(ctx, c.id) // a frozen process cannot die
 	}
 	for deadline := time.Now().Add(10 * time.Second); p.alive() && time.Now().Before(deadline); {

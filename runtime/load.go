@@ -66,10 +66,9 @@ func (r *Runtime) loadContainer(id string) error {
 		at := exit.ExitedAt
 		c.exited = &at
 	} else {
-		c.cg, _ = cgroupDirsOf(c.init.Pid())
 		if _, err := os.Stat(filepath.Join(r.runtimeRoot, id, "exec.fifo")); err == nil {
 			c.state = Created // runc's create waits on this fifo until start
-		} else if c.cg.frozen() {
+		} else if c.cgroups().frozen() {
 			c.state = Paused
 		}
 		// A shim that died while we were down makes this fire at once.

@@ -47,6 +47,7 @@ type Runtime struct {
 	runtimeRoot string
 	version     string
 	mon         *monitor
+	shims       *shimLauncher
 	log         logrus.FieldLogger
 
 	mu         sync.RWMutex
@@ -82,6 +83,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{
 		cfg: cfg, runtimeRoot: root, mon: mon, log: cfg.Log,
+		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
 	}
 	r.version = runtimeVersion(path)
@@ -280,7 +282,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
 	defer cancel()
 	tShim := time.Now()
-	_, err = launchShim(ctx, r.cfg.ShimPath, c.init.dir, proto.Config{
+	_, err = r.shims.launch(ctx, c.init.dir, proto.Config{
 		ID: req.ID, Process: initProcess, Action: action, Bundle: rec.Bundle,
 		Runtime: rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
 		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize,
@@ -291,7 +293,6 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	if err := c.init.readPidFile(); err != nil {
 		return fail(Errorf(KindInternal, "create: %v", err))
 	}
-	c.cg, _ = cgroupDirsOf(c.init.Pid())
 	c.state = Created
 	if req.Start {
 		c.state = Running

@@ -9,48 +9,125 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/ctrfs/ctrfs/shim/proto"
 	"golang.org/x/sys/unix"
 )
 
-// launchShim starts a shim for one process in dir (which must exist) and
-// waits for its report: the pid of the started process, or the runtime's
-// error. The shim runs in a session of its own so it outlives the daemon.
-//
+// shimLauncher starts shims. It keeps one spare shim started ahead of need
+// (`ctrfs-shim --wait`), so a create does not wait for an exec and a Go
+// start-up; the spare learns its directory from a line on its stdin.
+type shimLauncher struct {
+	path string
+
+	mu    sync.Mutex
+	spare *startedShim
+}
+
+// startedShim is a shim process waiting for its directory.
+type startedShim struct {
+	cmd    *exec.Cmd
+	dirW   *os.File // the shim's stdin: its directory, one line
+	report *os.File // read end of the report pipe (the shim's fd 3)
+}
+
+// start execs a waiting shim in a session of its own, so it outlives the
+// daemon.
+func (l *shimLauncher) start() (*startedShim, error) {
+	dirR, dirW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		dirR.Close()
+		dirW.Close()
+		return nil, err
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		dirR.Close()
+		dirW.Close()
+		repR.Close()
+		repW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(l.path, "--wait")
+	cmd.Dir = "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = dirR, devnull, devnull
+	cmd.ExtraFiles = []*os.File{repW} // proto.ReportFd
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	dirR.Close()
+	repW.Close()
+	devnull.Close()
+	if err != nil {
+		dirW.Close()
+		repR.Close()
+		return nil, fmt.Errorf("start shim %s: %w", l.path, err)
+	}
+	// Reap the shim whenever it ends; while the daemon lives it is our child.
+	go cmd.Wait()
+	return &startedShim{cmd: cmd, dirW: dirW, report: repR}, nil
+}
+
+// take returns the spare, or a new shim if there is none.
+func (l *shimLauncher) take() (*startedShim, error) {
+	l.mu.Lock()
+	s := l.spare
+	l.spare = nil
+	l.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	return l.start()
+}
+
+func (l *shimLauncher) refill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.spare != nil {
+		return
+	}
+	if s, err := l.start(); err == nil {
+		l.spare = s
+	}
+}
+
+// launch starts a shim for one process in dir (which must exist) and waits
+// for its report: the pid of the started process, or the runtime's error.
 // The report arrives on an inherited pipe, so there is no polling for a pid
 // file; if the shim dies before reporting, the pipe's EOF says so.
-func launchShim(ctx context.Context, shimPath, dir string, cfg proto.Config) (int, error) {
+func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config) (int, error) {
 	if err := writeJSONAtomic(filepath.Join(dir, proto.ConfigFile), cfg); err != nil {
 		return 0, err
 	}
 	if err := unix.Mkfifo(filepath.Join(dir, proto.ExitFifo), 0o600); err != nil {
 		return 0, fmt.Errorf("make exit fifo: %w", err)
 	}
-	rd, wr, err := os.Pipe()
+	s, err := l.take()
 	if err != nil {
 		return 0, err
 	}
-	defer rd.Close()
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		wr.Close()
-		return 0, err
+	if _, err := s.dirW.WriteString(dir + "\n"); err != nil {
+		// The spare died while it waited (EPIPE): use a fresh one.
+		s.dirW.Close()
+		s.report.Close()
+		if s, err = l.start(); err != nil {
+			return 0, err
+		}
+		if _, err := s.dirW.WriteString(dir + "\n"); err != nil {
+			s.dirW.Close()
+			s.report.Close()
+			return 0, fmt.Errorf("hand the directory to the shim: %w", err)
+		}
 	}
-	defer devnull.Close()
-	cmd := exec.Command(shimPath, dir)
-	cmd.Dir = dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-	cmd.ExtraFiles = []*os.File{wr} // proto.ReportFd
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	wr.Close()
-	if err != nil {
-		return 0, fmt.Errorf("start shim %s: %w", shimPath, err)
-	}
-	// Reap the shim whenever it ends; while the daemon lives it is our child.
-	go cmd.Wait()
+	s.dirW.Close()
+	defer s.report.Close()
+	// The next spare starts once this create is done, not competing with it.
+	defer func() { go l.refill() }()
 
 	type result struct {
 		rep proto.Report
@@ -58,7 +135,7 @@ func launchShim(ctx context.Context, shimPath, dir string, cfg proto.Config) (in
 	}
 	done := make(chan result, 1)
 	go func() {
-		line, err := bufio.NewReader(rd).ReadBytes('\n')
+		line, err := bufio.NewReader(s.report).ReadBytes('\n')
 		if len(line) == 0 && err != nil {
 			done <- result{err: fmt.Errorf("shim exited without a report%s", shimLogTail(dir))}
 			return
@@ -83,7 +160,7 @@ func launchShim(ctx context.Context, shimPath, dir string, cfg proto.Config) (in
 		}
 		return r.rep.Pid, nil
 	case <-ctx.Done():
-		cmd.Process.Kill()
+		s.cmd.Process.Kill()
 		return 0, fmt.Errorf("no report from the shim: %w", ctx.Err())
 	}
 }

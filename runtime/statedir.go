@@ -41,6 +41,9 @@ type containerRecord struct {
 
 // writeFileAtomic writes data to path through a temporary file and a rename,
 // so a reader (or a daemon restarted after a crash) sees all or nothing.
+// There is no fsync: the rename guards against a crash of the daemon or a
+// shim; fsync would guard only against a crash of the kernel, after which
+// no container is left to describe (and /run is a tmpfs).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -52,10 +55,6 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}

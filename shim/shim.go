@@ -37,9 +37,51 @@ const defaultLogMaxSize = 8 << 20
 // Main runs the shim in the process state directory dir and returns the
 // exit code: 0 once the exit status is written, 1 on failure.
 func Main(dir string) int {
+	return run(prepare(), dir)
+}
+
+// Spare is a shim started ahead of need: it does all it can before it knows
+// its directory, then waits for the directory on stdin (see WaitForDir).
+func Spare(stdin *os.File) int {
+	p := prepare()
+	dir, ok := WaitForDir(stdin)
+	if !ok {
+		return 0
+	}
+	return run(p, dir)
+}
+
+// prepared is the part of the shim's set-up that does not depend on its
+// directory, done before a spare shim waits.
+type prepared struct {
+	report    *os.File
+	start     uint64 // the shim's own start time, for shim.pid
+	startErr  error
+	reaperErr error
+	reaper    *Reaper
+}
+
+func prepare() *prepared {
 	// Claim fd 3 before anything is opened: if it is missing, the first
 	// file we open would get that number and receive the report.
-	report := reportPipe()
+	p := &prepared{report: reportPipe()}
+	p.start, p.startErr = procStartTime(os.Getpid())
+	// As subreaper the shim becomes the parent of the container's init once
+	// runc is done, so it can wait for it.
+	p.reaperErr = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	// Catch, rather than ignore, the signals a session or a dead daemon may
+	// send: an ignored signal stays ignored across exec, in runc and in the
+	// container's processes; a caught one is reset to default there.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGHUP, unix.SIGINT, unix.SIGPIPE)
+	p.reaper = NewReaper()
+	runc.Monitor = p.reaper
+	// Load the local time zone now, not at the first log line.
+	_ = time.Now().Format(time.RFC3339Nano)
+	return p
+}
+
+func run(p *prepared, dir string) int {
+	report := p.report
 	fail := func(log *logrus.Entry, format string, args ...any) int {
 		msg := fmt.Sprintf(format, args...)
 		if log != nil {
@@ -71,24 +113,17 @@ func Main(dir string) int {
 	logger.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
 	log := logrus.NewEntry(logger)
 
-	start, err := procStartTime(os.Getpid())
+	err = p.startErr
 	if err == nil {
-		err = writeAtomic(proto.ShimPidFile, fmt.Appendf(nil, "%d %d\n", os.Getpid(), start))
+		err = writeAtomic(proto.ShimPidFile, fmt.Appendf(nil, "%d %d\n", os.Getpid(), p.start))
 	}
 	if err != nil {
 		return fail(log, "shim: write %s: %v", proto.ShimPidFile, err)
 	}
-	// As subreaper the shim becomes the parent of the container's init once
-	// runc is done, so it can wait for it.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fail(log, "shim: set child subreaper: %v", err)
+	if p.reaperErr != nil {
+		return fail(log, "shim: set child subreaper: %v", p.reaperErr)
 	}
-	// Catch, rather than ignore, the signals a session or a dead daemon may
-	// send: an ignored signal stays ignored across exec, in runc and in the
-	// container's processes; a caught one is reset to default there.
-	signal.Notify(make(chan os.Signal, 1), unix.SIGHUP, unix.SIGINT, unix.SIGPIPE)
-	reaper := NewReaper()
-	runc.Monitor = reaper
+	reaper := p.reaper
 
 	var cfg proto.Config
 	if err := readJSON(proto.ConfigFile, &cfg); err != nil {
@@ -350,7 +385,9 @@ func parseStartTime(stat []byte) (uint64, error) {
 }
 
 // writeAtomic writes a file in the current directory so that a reader sees
-// the whole content or nothing: tmp file, fsync, rename.
+// the whole content or nothing: tmp file, rename. No fsync: the rename
+// guards against a crash of the shim or the daemon; only a kernel crash
+// could lose it, and no container outlives that.
 func writeAtomic(name string, data []byte) error {
 	tmp := "." + name + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -358,9 +395,6 @@ func writeAtomic(name string, data []byte) error {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -65,7 +65,8 @@ func TestMain(m *testing.M) {
 		ctrfsBin = filepath.Join(dir, "ctrfs")
 		shimBin = filepath.Join(dir, "ctrfs-shim")
 		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/ctrfs", "./cmd/ctrfs-shim")
-		cmd.Dir = ".." // the repository root
+		cmd.Dir = ".."                                  // the repository root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as `make build` makes them
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = err
@@ -976,4 +977,26 @@ func printRatios() {
 	}
 	pr("create+start", "CreateStartCtrfs", "CreateStartRunc", "target: ctrfs/runc <= 1.1")
 	pr("state read", "StateReadCtrfs", "StateRunc", "target: runc/ctrfs >= 20")
+	for _, line := range pairedLines {
+		fmt.Println(line)
+	}
+}
+
+// pairedLines are the ratios of the paired benchmarks, printed at the end.
+var pairedLines []string
+
+// recordPaired remembers a paired benchmark's figures for printRatios.
+func recordPaired(what string, ctrfsMs, runcMs float64, target string) {
+	ratioMu.Lock()
+	defer ratioMu.Unlock()
+	line := fmt.Sprintf("ratio %s: ctrfs %.3f ms/op, runc %.3f ms/op: ctrfs/runc = %.3f (%s)",
+		what, ctrfsMs, runcMs, ctrfsMs/runcMs, target)
+	// Benchmarks run more than once as b.N grows; keep the last.
+	for i, l := range pairedLines {
+		if strings.HasPrefix(l, "ratio "+what+":") {
+			pairedLines[i] = line
+			return
+		}
+	}
+	pairedLines = append(pairedLines, line)
 }

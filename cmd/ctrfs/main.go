@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"bazil.org/fuse"
@@ -50,7 +51,7 @@ func mount(args []string) error {
 	stateDir := flags.String("state-dir", "/run/ctrfs", "state directory")
 	rtName := flags.String("runtime", "runc", "default OCI runtime (name in $PATH, or path)")
 	shimPath := flags.String("shim", "", "ctrfs-shim binary (default: beside ctrfs)")
-	logLevel := flags.String("log-level", "info", "log level: debug, info, warn, error")
+	logLevel := flags.String("log-level", "info", "log level: trace (every FUSE request), debug, info, warn, error")
 	logMax := flags.Int64("log-max-size", runtime.DefaultLogMaxSize, "bound of each process output log, bytes")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -100,6 +101,13 @@ func mount(args []string) error {
 		return fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	defer conn.Close()
+	// bazil.org/fuse receives the /dev/fuse fd without close-on-exec: every
+	// shim and runc the daemon starts would inherit it, and a shim holding
+	// it keeps the mount alive (hung, not "not connected") after the daemon
+	// dies. Mark it now, before anything is started.
+	if err := closeOnExecFuseFds(); err != nil {
+		return err
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -109,11 +117,34 @@ func mount(args []string) error {
 		unmount(mnt, log)
 	}()
 	log.WithFields(logrus.Fields{"mountpoint": mnt, "state_dir": *stateDir, "runtime": rt.RuntimeVersion()}).Info("serving")
-	srv := fs.New(conn, nil)
+	var cfg fs.Config
+	if log.IsLevelEnabled(logrus.TraceLevel) {
+		// --log-level trace logs every FUSE request and response.
+		cfg.Debug = func(msg any) { log.Trace(msg) }
+	}
+	srv := fs.New(conn, &cfg)
 	if err := srv.Serve(fsys.New(rt, version)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("unmounted")
+	return nil
+}
+
+// closeOnExecFuseFds sets close-on-exec on every open /dev/fuse fd.
+func closeOnExecFuseFds() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "/dev/fuse" {
+			syscall.CloseOnExec(fd)
+		}
+	}
 	return nil
 }
 

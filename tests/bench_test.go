@@ -175,3 +175,39 @@ func BenchmarkCreateStartPaired(b *testing.B) {
 	b.ReportMetric(c/r, "ctrfs/runc")
 	recordPaired("create+start (paired)", c, r, "target: ctrfs/runc <= 1.1")
 }
+
+// BenchmarkStateReadPaired alternates, in every iteration, a read of
+// ID/state through ctrfs (open+read+close) and `runc state` of a container
+// of its own, each timed on its own.
+func BenchmarkStateReadPaired(b *testing.B) {
+	d := startDaemon(b)
+	bundle := demoBundle(b)
+	id := newID("bsp")
+	d.run(id, bundle)
+	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
+	root := runcRoot(b)
+	runcRunDetached(b, root, bundle, "r"+id, filepath.Join(root, "..", "pid"))
+	var ctrfsTime, runcTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		s, err := os.ReadFile(d.path(id, "state"))
+		ctrfsTime += time.Since(start)
+		if err != nil || string(s) != "running\n" {
+			b.Fatalf("read state: %q, %v", s, err)
+		}
+		start = time.Now()
+		out, err := exec.Command("runc", "--root", root, "state", "r"+id).Output()
+		runcTime += time.Since(start)
+		if err != nil || !bytes.Contains(out, []byte(`"status": "running"`)) {
+			b.Fatalf("runc state: %v: %s", err, out)
+		}
+	}
+	b.StopTimer()
+	c := float64(ctrfsTime.Nanoseconds()) / float64(b.N) / 1e6
+	r := float64(runcTime.Nanoseconds()) / float64(b.N) / 1e6
+	b.ReportMetric(c, "ctrfs-ms/op")
+	b.ReportMetric(r, "runc-ms/op")
+	b.ReportMetric(r/c, "runc/ctrfs")
+	recordPaired("state read (paired)", c, r, "target: runc/ctrfs >= 20")
+}

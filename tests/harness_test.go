@@ -989,8 +989,8 @@ var pairedLines []string
 func recordPaired(what string, ctrfsMs, runcMs float64, target string) {
 	ratioMu.Lock()
 	defer ratioMu.Unlock()
-	line := fmt.Sprintf("ratio %s: ctrfs %.3f ms/op, runc %.3f ms/op: ctrfs/runc = %.3f (%s)",
-		what, ctrfsMs, runcMs, ctrfsMs/runcMs, target)
+	line := fmt.Sprintf("ratio %s: ctrfs %.3f ms/op, runc %.3f ms/op: ctrfs/runc = %.3f, runc/ctrfs = %.1f (%s)",
+		what, ctrfsMs, runcMs, ctrfsMs/runcMs, runcMs/ctrfsMs, target)
 	// Benchmarks run more than once as b.N grows; keep the last.
 	for i, l := range pairedLines {
 		if strings.HasPrefix(l, "ratio "+what+":") {

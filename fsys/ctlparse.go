@@ -33,7 +33,9 @@ type command struct {
 // parses.
 func parseCommands(data []byte, root bool) ([]command, error) {
 	if len(data) > maxCommandSize {
-		return nil, runtime.Errorf(runtime.KindTooBig, "command too large: %d bytes (limit %d)", len(data), maxCommandSize)
+		// The kernel splits a large write(2) into chunks: len(data) is a
+		// chunk's size, not the write's, so the text does not quote it.
+		return nil, runtime.Errorf(runtime.KindTooBig, "command too large: a ctl write holds at most %d bytes", maxCommandSize)
 	}
 	var cmds []command
 	lines := strings.Split(string(data), "\n")

@@ -74,7 +74,10 @@ func (f *FS) dirFor(c *runtime.Container) *containerDir {
 }
 
 // rootDir is the mount's root: ctl, version and one directory per container.
-type rootDir struct{ fs *FS }
+type rootDir struct {
+	immutableDir
+	fs *FS
+}
 
 func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	a.Mode = os.ModeDir | 0o755
@@ -131,6 +134,7 @@ func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 
 // staticDir is a directory with a fixed set of entries.
 type staticDir struct {
+	immutableDir
 	entries map[string]fs.Node
 }
 

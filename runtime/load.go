@@ -1,12 +1,11 @@
 package runtime
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/ctrfs/ctrfs/shim/proto"
 )
@@ -14,7 +13,8 @@ import (
 // Load rebuilds every container from the state directory, as a daemon must
 // after a crash or an upgrade: it reattaches to live shims through their
 // exit fifos and records the exits that happened while it was down. A
-// create that never finished (no state.json) is undone.
+// create that never finished (no state.json) is undone; a container whose
+// files are damaged is loaded as stopped, with the reason, never destroyed.
 func (r *Runtime) Load() error {
 	entries, err := os.ReadDir(r.cfg.StateDir)
 	if err != nil {
@@ -22,65 +22,70 @@ func (r *Runtime) Load() error {
 	}
 	for _, e := range entries {
 		id := e.Name()
-		if !e.IsDir() || id == runtimeRootDir || CheckName("container id", id) != nil {
+		if strings.HasPrefix(id, ".") && strings.Contains(id, ".deleting-") {
+			os.RemoveAll(filepath.Join(r.cfg.StateDir, id)) // a removal cut short
 			continue
 		}
-		if err := r.loadContainer(id); err != nil {
-			r.log.WithError(err).WithField("id", id).Warn("cannot load container; undoing it")
-			r.undoHalfMade(id)
+		if !e.IsDir() || reservedIDs[id] || CheckName("container id", id) != nil {
+			continue
+		}
+		dir := filepath.Join(r.cfg.StateDir, id)
+		var rec containerRecord
+		err := readJSON(filepath.Join(dir, recordFile), &rec)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			r.log.WithField("id", id).Warn("create cut short by a crash; undoing it")
+			r.undoCreate(id, r.halfMadeRuntime(dir))
+		case err != nil || rec.ID != id:
+			r.log.WithError(err).WithField("id", id).Warn("unreadable state.json; leaving the directory alone")
+		default:
+			r.loadContainer(rec)
 		}
 	}
 	return nil
 }
 
-func (r *Runtime) loadContainer(id string) error {
-	dir := filepath.Join(r.cfg.StateDir, id)
-	var rec containerRecord
-	if err := readJSON(filepath.Join(dir, recordFile), &rec); err != nil {
-		return err
+// halfMadeRuntime is the runtime an unfinished create used.
+func (r *Runtime) halfMadeRuntime(dir string) string {
+	var cfg proto.Config
+	if readJSON(filepath.Join(dir, initProcess, proto.ConfigFile), &cfg) == nil && cfg.Runtime != "" {
+		return cfg.Runtime
 	}
-	if rec.ID != id {
-		return errors.New("state.json names another container")
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, specCopyFile))
-	if err != nil {
-		return err
-	}
-	spec, err := processSpecOf(raw)
-	if err != nil {
-		return err
-	}
+	return r.cfg.Runtime
+}
+
+func (r *Runtime) loadContainer(rec containerRecord) {
+	dir := filepath.Join(r.cfg.StateDir, rec.ID)
+	raw, _ := os.ReadFile(filepath.Join(dir, specCopyFile))
+	spec, _ := processSpecOf(raw)
 	c := r.newContainer(rec, raw)
 	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), spec)
-	if err := c.init.readPidFile(); err != nil {
-		return err
-	}
-	exit, err := c.init.readExitFile()
-	if err != nil {
-		return err
-	}
 	c.state = Running
+	exit, err := c.init.readExitFile()
+	if err == nil && exit == nil {
+		err = c.init.readPidFile()
+	}
+	if err == nil && exit == nil {
+		// A shim that died while we were down makes this fire at once.
+		err = r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) })
+	}
+	if err != nil {
+		exit = &exitRecord{ExitStatus: exitStatusNow(0, 0), Unknown: true, Reason: "damaged state: " + oneLine(err.Error())}
+	}
 	if exit != nil {
 		c.state = Stopped
 		c.init.setExit(exit)
 		at := exit.ExitedAt
 		c.exited = &at
-	} else {
-		if _, err := os.Stat(filepath.Join(r.runtimeRoot, id, "exec.fifo")); err == nil {
-			c.state = Created // runc's create waits on this fifo until start
-		} else if c.cgroups().frozen() {
-			c.state = Paused
-		}
-		// A shim that died while we were down makes this fire at once.
-		if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
-			return err
-		}
+	} else if _, err := os.Stat(filepath.Join(r.runtimeRoot, rec.ID, "exec.fifo")); err == nil {
+		c.state = Created // runc's create waits on this fifo until start
+	} else if c.cgroups().frozen() {
+		c.state = Paused
 	}
 	r.mu.Lock()
-	r.containers[id] = c
+	r.containers[rec.ID] = c
 	r.mu.Unlock()
 	c.log.WithFields(map[string]any{"state": c.state, "pid": c.init.Pid()}).Info("loaded")
-	return nil
 }
 
 // processSpecOf returns the process spec (JSON) of a config.json.
@@ -92,26 +97,4 @@ func processSpecOf(raw []byte) ([]byte, error) {
 		return nil, err
 	}
 	return spec.Process, nil
-}
-
-// undoHalfMade removes what a create interrupted by a daemon crash left: the
-// runtime's container (which ends its shim) and the directory.
-func (r *Runtime) undoHalfMade(id string) {
-	dir := filepath.Join(r.cfg.StateDir, id)
-	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
-	defer cancel()
-	rtPath := r.cfg.Runtime
-	var rec containerRecord
-	if readJSON(filepath.Join(dir, recordFile), &rec) == nil && rec.RuntimePath != "" {
-		rtPath = rec.RuntimePath
-	}
-	newRuntimeCLI(rtPath, r.runtimeRoot, nil).delete(ctx, id, true)
-	if b, err := os.ReadFile(filepath.Join(dir, initProcess, proto.ShimPidFile)); err == nil {
-		if pid, start, err := parsePidFile(b); err == nil {
-			for deadline := time.Now().Add(5 * time.Second); alive(pid, start) && time.Now().Before(deadline); {
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
-	}
-	os.RemoveAll(dir)
 }

@@ -43,14 +43,14 @@ func (m *monitor) watchFifo(path string, gone func()) error {
 		return err
 	}
 	unix.Close(wfd)
+	// Under the lock from here: the loop looks the fd up under it too, so
+	// it can never see this fd number before its callback is in place.
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.fns[int32(fd)] = gone
-	m.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLHUP, Fd: int32(fd)}
 	if err := unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		m.mu.Lock()
 		delete(m.fns, int32(fd))
-		m.mu.Unlock()
 		unix.Close(fd)
 		return err
 	}
@@ -75,11 +75,13 @@ func (m *monitor) loop() {
 				unix.Read(fd, buf)
 				continue
 			}
-			unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-			unix.Close(fd)
+			// Take the callback before the fd is closed: once closed, its
+			// number can be reused by a new watchFifo at once.
 			m.mu.Lock()
 			gone := m.fns[ev.Fd]
 			delete(m.fns, ev.Fd)
+			unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+			unix.Close(fd)
 			m.mu.Unlock()
 			if gone != nil {
 				go gone()

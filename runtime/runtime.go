@@ -20,6 +20,7 @@ import (
 	"github.com/ctrfs/ctrfs/shim/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultLogMaxSize bounds each output log of a process.
@@ -48,6 +49,7 @@ type Runtime struct {
 	version     string
 	mon         *monitor
 	shims       *shimLauncher
+	lock        *os.File // flock on <state>/lock: one daemon per state dir
 	log         logrus.FieldLogger
 
 	mu         sync.RWMutex
@@ -73,8 +75,25 @@ func New(cfg Config) (*Runtime, error) {
 	if _, err := os.Stat(cfg.ShimPath); err != nil {
 		return nil, fmt.Errorf("shim not found: %w (build it: make build)", err)
 	}
+	// Every path handed to a shim or the runtime must be absolute: they do
+	// not run in the daemon's working directory.
+	if cfg.StateDir, err = filepath.Abs(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if cfg.ShimPath, err = filepath.Abs(cfg.ShimPath); err != nil {
+		return nil, err
+	}
+	if strings.ContainsRune(cfg.Runtime, '/') {
+		if cfg.Runtime, err = filepath.Abs(cfg.Runtime); err != nil {
+			return nil, err
+		}
+	}
 	root := filepath.Join(cfg.StateDir, runtimeRootDir)
 	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
 		return nil, err
 	}
 	mon, err := newMonitor()
@@ -82,12 +101,34 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		cfg: cfg, runtimeRoot: root, mon: mon, log: cfg.Log,
+		cfg: cfg, runtimeRoot: root, mon: mon, log: cfg.Log, lock: lock,
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
 	}
 	r.version = runtimeVersion(path)
 	return r, nil
+}
+
+// lockStateDir takes an exclusive flock on <state>/lock, so that two daemons
+// never act on one state directory (the second would undo the first one's
+// creates in progress, and both would record every exit). The lock file
+// names the holder's pid. The fd is close-on-exec: no shim holds the lock.
+func lockStateDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(f.Name())
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, fmt.Errorf("state directory %s is in use by another ctrfs (pid %s)", dir, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("lock state directory %s: %w", dir, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+	return f, nil
 }
 
 // runtimeVersion asks the runtime its version, once, at start.
@@ -138,6 +179,10 @@ type CreateRequest struct {
 	NoPivot     bool
 }
 
+// reservedIDs are names the mount's root ("ctl", "version", "events") or the
+// state directory ("runc", "lock") already use.
+var reservedIDs = map[string]bool{"ctl": true, "version": true, "events": true, runtimeRootDir: true, lockFile: true}
+
 var labelKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$`)
 
 // reservedRuntimeArgs are the runtime's global flags that ctrfs sets itself.
@@ -149,6 +194,9 @@ var reservedRuntimeArgs = []string{"--root", "--log", "--log-format"}
 func (req *CreateRequest) Check() error {
 	if err := CheckName("container id", req.ID); err != nil {
 		return err
+	}
+	if reservedIDs[req.ID] {
+		return Errorf(KindInvalid, "container id %q is reserved: the mount's root or the state directory uses that name", req.ID)
 	}
 	if !filepath.IsAbs(req.Bundle) {
 		return Errorf(KindInvalid, "bundle path %q must be absolute", req.Bundle)
@@ -263,10 +311,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), procSpec)
 
 	fail := func(err error) (*Container, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
-		defer cancel()
-		c.cli.delete(ctx, req.ID, true)
-		os.RemoveAll(dir)
+		r.undoCreate(req.ID, rtPath)
 		return nil, err
 	}
 	if err := os.MkdirAll(c.init.dir, 0o700); err != nil {
@@ -296,7 +341,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	c.state = Created
 	if req.Start {
 		c.state = Running
-		started := rec.Created
+		started := time.Now().UTC()
 		c.rec.Started = &started
 	}
 	// state.json last: its presence marks a finished create (see Load).
@@ -350,7 +395,7 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 		c.cli.kill(ctx, id, 9, true)
 		c.cli.resume(ctx, id)
 	}
-	if err := c.cli.delete(ctx, id, state != Stopped); err != nil {
+	if err := c.cli.delete(ctx, id, force || state != Stopped); err != nil {
 		return err
 	}
 	select {
@@ -363,9 +408,7 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 	c.mu.Unlock()
 	// The directory goes before the id is free again, so a new create of
 	// the same id never finds it in the way.
-	if err := os.RemoveAll(c.dir); err != nil {
-		c.log.WithError(err).Warn("cannot remove the state directory")
-	}
+	r.removeDir(c.dir)
 	r.mu.Lock()
 	delete(r.containers, id)
 	r.mu.Unlock()

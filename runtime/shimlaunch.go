@@ -160,8 +160,9 @@ func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config)
 		}
 		return r.rep.Pid, nil
 	case <-ctx.Done():
-		s.cmd.Process.Kill()
-		return 0, fmt.Errorf("no report from the shim: %w", ctx.Err())
+		// The shim leads a process group: take runc and its hooks with it.
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		return 0, fmt.Errorf("timed out waiting for the runtime (a hook that hangs?): %w", ctx.Err())
 	}
 }
 

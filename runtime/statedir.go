@@ -15,10 +15,12 @@ import (
 //	<state>/<id>/config.json     the bundle's spec as it was at create
 //	<state>/<id>/<proc>/...      one directory per process, the shim's (shim/proto)
 //	<state>/runc/                the runtime's --root
+//	<state>/lock                 flock of the daemon that owns the directory
 const (
 	recordFile     = "state.json"
 	specCopyFile   = "config.json"
 	runtimeRootDir = "runc"
+	lockFile       = "lock"
 	initProcess    = "init"
 )
 

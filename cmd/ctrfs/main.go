@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -74,6 +75,15 @@ func mount(args []string) error {
 	if err := checkPrerequisites(); err != nil {
 		return err
 	}
+	// Nothing the daemon inherited goes on to the shims and containers it
+	// starts: a parent waiting for EOF on a pipe would wait for as long as
+	// any container lives.
+	if err := closeOnExecFds(func(string) bool { return true }); err != nil {
+		return err
+	}
+	if *stateDir, err = filepath.Abs(*stateDir); err != nil {
+		return err
+	}
 	if *shimPath == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -93,6 +103,11 @@ func mount(args []string) error {
 	if err := rt.Load(); err != nil {
 		return fmt.Errorf("load state from %s: %w", *stateDir, err)
 	}
+	// Keep no directory busy (nor the mount, were it started from inside);
+	// every path is absolute by now.
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
 	if err := prepareMountpoint(mnt); err != nil {
 		return err
 	}
@@ -105,7 +120,7 @@ func mount(args []string) error {
 	// shim and runc the daemon starts would inherit it, and a shim holding
 	// it keeps the mount alive (hung, not "not connected") after the daemon
 	// dies. Mark it now, before anything is started.
-	if err := closeOnExecFuseFds(); err != nil {
+	if err := closeOnExecFds(func(target string) bool { return target == "/dev/fuse" }); err != nil {
 		return err
 	}
 
@@ -114,7 +129,18 @@ func mount(args []string) error {
 	go func() {
 		sig := <-sigs
 		log.WithField("signal", sig).Info("unmounting; containers keep running")
-		unmount(mnt, log)
+		if unmount(mnt, log) {
+			return // Serve returns, and the daemon exits
+		}
+		// The mount was busy and is detached lazily: the kernel keeps the
+		// connection while something still uses it. Exiting closes it.
+		select {
+		case sig = <-sigs:
+			log.WithField("signal", sig).Info("second signal: exiting now")
+		case <-time.After(busyExitGrace):
+			log.Info("mount still in use; exiting anyway")
+		}
+		os.Exit(0)
 	}()
 	log.WithFields(logrus.Fields{"mountpoint": mnt, "state_dir": *stateDir, "runtime": rt.RuntimeVersion()}).Info("serving")
 	var cfg fs.Config
@@ -130,18 +156,19 @@ func mount(args []string) error {
 	return nil
 }
 
-// closeOnExecFuseFds sets close-on-exec on every open /dev/fuse fd.
-func closeOnExecFuseFds() error {
+// closeOnExecFds sets close-on-exec on every open fd above stderr whose
+// target (the /proc/self/fd link) pick says yes to.
+func closeOnExecFds(pick func(target string) bool) error {
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || fd <= 2 {
 			continue
 		}
-		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "/dev/fuse" {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && pick(target) {
 			syscall.CloseOnExec(fd)
 		}
 	}
@@ -177,13 +204,18 @@ func prepareMountpoint(mnt string) error {
 	return err
 }
 
-// unmount detaches the mount; a busy mount is detached lazily, so the
-// daemon can always exit.
-func unmount(mnt string, log logrus.FieldLogger) {
+// busyExitGrace is how long a daemon whose mount is busy keeps serving
+// after SIGINT/SIGTERM before it exits.
+const busyExitGrace = 2 * time.Second
+
+// unmount detaches the mount and reports whether that ended it; a busy mount
+// is detached lazily, and lives on while it is in use.
+func unmount(mnt string, log logrus.FieldLogger) bool {
 	if err := fuse.Unmount(mnt); err == nil {
-		return
+		return true
 	}
 	if out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); err != nil {
 		log.WithError(err).WithField("output", string(out)).Warn("lazy unmount failed")
 	}
+	return false
 }

@@ -1,0 +1,86 @@
+package runtime
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMonitorEveryHangupOnce watches many fifos from several goroutines at
+// once while their writers go away, so fd numbers are freed and reused all
+// the time: every watch must fire exactly once, for its own fifo.
+func TestMonitorEveryHangupOnce(t *testing.T) {
+	m, err := newMonitor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	const workers, perWorker = 8, 300
+	var fired [workers * perWorker]atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWorker; i++ {
+				n := w*perWorker + i
+				path := filepath.Join(dir, fmt.Sprintf("f%d", n))
+				if err := unix.Mkfifo(path, 0o600); err != nil {
+					t.Error(err)
+					return
+				}
+				// The "shim": holds the fifo, as ctrfs-shim does (O_RDWR).
+				wfd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := m.watchFifo(path, func() { fired[n].Add(1) }); err != nil {
+					t.Error(err)
+					return
+				}
+				unix.Close(wfd)
+			}
+		}(w)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for n := range fired {
+		for fired[n].Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // room for a wrong second call
+	for n := range fired {
+		if got := fired[n].Load(); got != 1 {
+			t.Errorf("fifo %d: callback ran %d times, want 1", n, got)
+		}
+	}
+}
+
+// TestMonitorDeadShim: a fifo whose writer is already gone when it is
+// watched (a shim that died while the daemon was down) fires at once.
+func TestMonitorDeadShim(t *testing.T) {
+	m, err := newMonitor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "exit")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	if err := m.watchFifo(path, func() { close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no hang-up for a fifo nobody holds")
+	}
+}

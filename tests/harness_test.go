@@ -196,6 +196,10 @@ type daemonProc struct {
 	state string // --state-dir
 	log   string // the daemon's stdout+stderr, across restarts
 	args  []string
+	// cwd and stateArg, when set, are the daemon's working directory and
+	// the --state-dir it is given (relative to cwd); state is then their
+	// join.
+	cwd, stateArg string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -213,6 +217,27 @@ func (d *daemon) on(tb testing.TB) *daemon {
 // args go before the mountpoint. Everything is cleaned up when tb ends.
 func startDaemon(tb testing.TB, args ...string) *daemon {
 	tb.Helper()
+	d := newDaemon(tb, args...)
+	d.start()
+	return d
+}
+
+// startDaemonRelative is startDaemon with the daemon started in its temp
+// dir (cmd.Dir) and given `--state-dir stateRel`, a relative path: the
+// state dir is TEMP/stateRel.
+func startDaemonRelative(tb testing.TB, stateRel string, args ...string) *daemon {
+	tb.Helper()
+	d := newDaemon(tb, args...)
+	d.cwd, d.stateArg = d.dir, stateRel
+	d.state = filepath.Join(d.dir, stateRel)
+	d.start()
+	return d
+}
+
+// newDaemon prepares a daemon's temp dir and mountpoint, and its cleanup,
+// without starting it.
+func newDaemon(tb testing.TB, args ...string) *daemon {
+	tb.Helper()
 	requireIntegration(tb)
 	dir, err := os.MkdirTemp("", "ctrfs-e2e-")
 	if err != nil {
@@ -229,7 +254,6 @@ func startDaemon(tb testing.TB, args ...string) *daemon {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(d.cleanup)
-	d.start()
 	return d
 }
 
@@ -254,10 +278,15 @@ func (d *daemon) start() {
 		d.tb.Fatal(err)
 	}
 	fmt.Fprintf(logf, "==== test harness: start #%d of ctrfs at %s ====\n", d.starts, time.Now().Format(time.RFC3339Nano))
-	args := []string{"mount", "--state-dir", d.state, "--log-level", "debug"}
+	stateArg := d.state
+	if d.stateArg != "" {
+		stateArg = d.stateArg
+	}
+	args := []string{"mount", "--state-dir", stateArg, "--log-level", "debug"}
 	args = append(args, d.args...)
 	args = append(args, d.mnt)
 	cmd := exec.Command(ctrfsBin, args...)
+	cmd.Dir = d.cwd
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf

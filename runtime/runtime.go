@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ctrfs/ctrfs/shim/proto"
@@ -392,7 +393,7 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 	defer cancel()
 	if state == Paused {
 		// Signals to a frozen container wait until it thaws.
-		c.cli.kill(ctx, id, 9, true)
+		c.cli.kill(ctx, id, syscall.SIGKILL, true)
 		c.cli.resume(ctx, id)
 	}
 	if err := c.cli.delete(ctx, id, force || state != Stopped); err != nil {

@@ -60,32 +60,48 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	spec, _ := processSpecOf(raw)
 	c := r.newContainer(rec, raw)
 	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), spec)
-	c.state = Running
 	exit, err := c.init.readExitFile()
 	if err == nil && exit == nil {
 		err = c.init.readPidFile()
 	}
-	if err == nil && exit == nil {
-		// A shim that died while we were down makes this fire at once.
-		err = r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) })
-	}
 	if err != nil {
-		exit = &exitRecord{ExitStatus: exitStatusNow(0, 0), Unknown: true, Reason: "damaged state: " + oneLine(err.Error())}
+		exit = damaged(err)
 	}
-	if exit != nil {
+	// The state is settled before the exit fifo is watched: from then on
+	// the monitor may record an exit at any moment.
+	switch {
+	case exit != nil:
 		c.state = Stopped
 		c.init.setExit(exit)
 		at := exit.ExitedAt
 		c.exited = &at
-	} else if _, err := os.Stat(filepath.Join(r.runtimeRoot, rec.ID, "exec.fifo")); err == nil {
+	case fileExists(filepath.Join(r.runtimeRoot, rec.ID, "exec.fifo")):
 		c.state = Created // runc's create waits on this fifo until start
-	} else if c.cgroups().frozen() {
+	case c.cgroups().frozen():
 		c.state = Paused
+	default:
+		c.state = Running
 	}
 	r.mu.Lock()
 	r.containers[rec.ID] = c
 	r.mu.Unlock()
-	c.log.WithFields(map[string]any{"state": c.state, "pid": c.init.Pid()}).Info("loaded")
+	if exit == nil {
+		// A shim that died while we were down makes this fire at once.
+		if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
+			c.recordExit(c.init, damaged(err))
+		}
+	}
+	c.log.WithFields(map[string]any{"state": c.State(), "pid": c.init.Pid()}).Info("loaded")
+}
+
+// damaged is the exit recorded for a container whose files cannot be used.
+func damaged(err error) *exitRecord {
+	return &exitRecord{ExitStatus: exitStatusNow(0, 0), Unknown: true, Reason: "damaged state: " + oneLine(err.Error())}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // processSpecOf returns the process spec (JSON) of a config.json.

@@ -168,12 +168,7 @@ func BenchmarkCreateStartPaired(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	c := float64(ctrfsTime.Nanoseconds()) / float64(b.N) / 1e6
-	r := float64(runcTime.Nanoseconds()) / float64(b.N) / 1e6
-	b.ReportMetric(c, "ctrfs-ms/op")
-	b.ReportMetric(r, "runc-ms/op")
-	b.ReportMetric(c/r, "ctrfs/runc")
-	recordPaired("create+start (paired)", c, r, "target: ctrfs/runc <= 1.1")
+	reportPaired(b, "create+start (paired)", ctrfsTime, runcTime, "target: ctrfs/runc <= 1.1")
 }
 
 // BenchmarkStateReadPaired alternates, in every iteration, a read of
@@ -204,10 +199,17 @@ func BenchmarkStateReadPaired(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	reportPaired(b, "state read (paired)", ctrfsTime, runcTime, "target: runc/ctrfs >= 20")
+}
+
+// reportPaired reports a paired benchmark's mean times per op and their
+// ratios, and keeps them for the summary printed at the end of the run.
+func reportPaired(b *testing.B, what string, ctrfsTime, runcTime time.Duration, target string) {
 	c := float64(ctrfsTime.Nanoseconds()) / float64(b.N) / 1e6
 	r := float64(runcTime.Nanoseconds()) / float64(b.N) / 1e6
 	b.ReportMetric(c, "ctrfs-ms/op")
 	b.ReportMetric(r, "runc-ms/op")
+	b.ReportMetric(c/r, "ctrfs/runc")
 	b.ReportMetric(r/c, "runc/ctrfs")
-	recordPaired("state read (paired)", c, r, "target: runc/ctrfs >= 20")
+	recordPaired(what, c, r, target)
 }

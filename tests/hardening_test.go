@@ -322,15 +322,7 @@ func TestDeleteForceStopped(t *testing.T) {
 // seconds on the host, so that a create takes that long.
 func hookBundle(t *testing.T, secs int) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "ctrfs-e2e-bundle-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	b := filepath.Join(dir, "b")
-	if err := bundle.Busybox(b, "sh", "-c", demoScript); err != nil {
-		t.Fatalf("bundle: %v", err)
-	}
+	b := newBundle(t, "sh", "-c", demoScript)
 	config := filepath.Join(b, "config.json")
 	data, err := os.ReadFile(config)
 	if err != nil {

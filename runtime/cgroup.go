@@ -19,7 +19,9 @@ type cgroupDirs struct {
 	procs string
 	// freezer is the v1 freezer directory, or the v2 group (cgroup.freeze).
 	freezer string
-	v2      bool
+	// memory is the v1 memory directory, or the v2 group (memory.events).
+	memory string
+	v2     bool
 }
 
 // cgroupMount is one cgroup filesystem mount from mountinfo.
@@ -105,12 +107,13 @@ func cgroupDirsOf(pid int) (cgroupDirs, error) {
 		d.procs = dir("freezer")
 	}
 	d.freezer = dir("freezer")
+	d.memory = dir("memory")
 	if d.procs == "" && haveV2 {
 		// A pure v2 host: one group holds everything.
 		for _, m := range mounts {
 			if m.v2 {
 				g := filepath.Join(m.point, relCgroup(m.root, v2Path))
-				d = cgroupDirs{procs: g, freezer: g, v2: true}
+				d = cgroupDirs{procs: g, freezer: g, memory: g, v2: true}
 				break
 			}
 		}

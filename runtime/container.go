@@ -24,6 +24,15 @@ type Container struct {
 	spec []byte // the bundle's config.json as at create
 	cli  *runtimeCLI
 	log  logrus.FieldLogger
+	bus  *bus
+
+	// evMu orders this container's events: an event that happens on its
+	// own (an exit, an OOM) while a start is in flight is held back until
+	// the start's own event is out, so a watcher never sees a process
+	// exit before it started.
+	evMu    sync.Mutex
+	holding bool
+	held    []Event
 
 	ops sync.Mutex // serialises orders; reads never take it
 
@@ -34,6 +43,8 @@ type Container struct {
 	cg      cgroupDirs
 	init    *Process
 	deleted bool
+
+	oom oomWatch
 }
 
 // ID is the container id.
@@ -181,6 +192,58 @@ func (c *Container) begin(order Order) (context.Context, func(), error) {
 	return ctx, func() { cancel(); c.ops.Unlock() }, nil
 }
 
+// publish sends an event of this container now (from an order).
+func (c *Container) publish(e Event) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	c.send(e)
+}
+
+// happened publishes an event that happened on its own, unless a start is
+// in flight: then it waits for the start's own event (see evMu).
+func (c *Container) happened(e Event) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.holding {
+		c.held = append(c.held, e)
+		return
+	}
+	c.send(e)
+}
+
+func (c *Container) send(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = e.Time.UTC()
+	e.ID = c.id
+	c.bus.publish(e)
+}
+
+// holdEvents holds back events that happen on their own until the
+// returned release is called.
+func (c *Container) holdEvents() (release func()) {
+	c.evMu.Lock()
+	c.holding = true
+	c.evMu.Unlock()
+	return func() {
+		c.evMu.Lock()
+		defer c.evMu.Unlock()
+		c.holding = false
+		for _, e := range c.held {
+			c.send(e)
+		}
+		c.held = nil
+	}
+}
+
+// failed publishes an error event for an order the runtime refused, and
+// returns err.
+func (c *Container) failed(order Order, err error) error {
+	c.publish(Event{Type: EventError, Message: string(order) + ": " + err.Error()})
+	return err
+}
+
 // Start runs the user's program of a created container.
 func (c *Container) Start() error {
 	ctx, end, err := c.begin(OrderStart)
@@ -188,8 +251,12 @@ func (c *Container) Start() error {
 		return err
 	}
 	defer end()
+	// Declared after end, so it runs before: the held events go out while
+	// the order lock is still held.
+	release := c.holdEvents()
+	defer release()
 	if err := c.cli.start(ctx, c.id); err != nil {
-		return err
+		return c.failed(OrderStart, err)
 	}
 	now := time.Now().UTC()
 	c.mu.Lock()
@@ -197,6 +264,7 @@ func (c *Container) Start() error {
 	rec := c.rec
 	c.mu.Unlock()
 	c.setState(Running)
+	c.publish(Event{Type: EventStart, Process: initProcess, Pid: c.init.Pid()})
 	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), rec); err != nil {
 		c.log.WithError(err).Warn("cannot record the start time")
 	}
@@ -211,9 +279,10 @@ func (c *Container) Pause() error {
 	}
 	defer end()
 	if err := c.cli.pause(ctx, c.id); err != nil {
-		return err
+		return c.failed(OrderPause, err)
 	}
 	c.setState(Paused)
+	c.publish(Event{Type: EventPause})
 	return nil
 }
 
@@ -225,9 +294,10 @@ func (c *Container) Resume() error {
 	}
 	defer end()
 	if err := c.cli.resume(ctx, c.id); err != nil {
-		return err
+		return c.failed(OrderResume, err)
 	}
 	c.setState(Running)
+	c.publish(Event{Type: EventResume})
 	return nil
 }
 
@@ -238,7 +308,10 @@ func (c *Container) Kill(sig syscall.Signal, all bool) error {
 		return err
 	}
 	defer end()
-	return c.cli.kill(ctx, c.id, sig, all)
+	if err := c.cli.kill(ctx, c.id, sig, all); err != nil {
+		return c.failed(OrderKill, err)
+	}
+	return nil
 }
 
 // shimGone is called by the monitor when init's shim has exited: it records
@@ -258,22 +331,24 @@ func (c *Container) shimGone(p *Process) {
 	c.recordExit(p, rec)
 }
 
-// recordExit marks p exited with rec and, for init, the container stopped.
+// recordExit marks p exited with rec and, for init, the container stopped,
+// then publishes the exit: whoever sees the event reads the new state.
 func (c *Container) recordExit(p *Process, rec *exitRecord) {
 	if !p.setExit(rec) {
 		return
 	}
-	if p != c.init {
-		return
+	defer p.markDone()
+	if p == c.init {
+		c.mu.Lock()
+		at := rec.ExitedAt
+		c.exited = &at
+		if !c.deleted {
+			c.state = Stopped
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	at := rec.ExitedAt
-	c.exited = &at
-	if !c.deleted {
-		c.state = Stopped
-	}
-	c.mu.Unlock()
-	c.log.WithFields(logrus.Fields{"status": p.ExitText(), "reason": rec.Reason}).Info("init exited")
+	c.happened(p.exitEvent(rec))
+	c.log.WithFields(logrus.Fields{"process": p.name, "status": p.ExitText(), "reason": rec.Reason}).Info("exited")
 }
 
 // concludeLostExit decides what to record when a shim died without writing

@@ -73,6 +73,7 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	case exit != nil:
 		c.state = Stopped
 		c.init.setExit(exit)
+		c.init.markDone()
 		at := exit.ExitedAt
 		c.exited = &at
 	case fileExists(filepath.Join(r.runtimeRoot, rec.ID, "exec.fifo")):
@@ -90,6 +91,7 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 		if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
 			c.recordExit(c.init, damaged(err))
 		}
+		c.watchOOM(r)
 	}
 	c.log.WithFields(map[string]any{"state": c.State(), "pid": c.init.Pid()}).Info("loaded")
 }

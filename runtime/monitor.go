@@ -6,13 +6,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// monitor is the one goroutine that watches every shim: an epoll set over
-// the read ends of their exit fifos. A fifo reports POLLHUP when its last
-// writer, the shim, is gone; the callback then records the exit.
+// monitor is the one goroutine that watches every shim and every OOM
+// notifier: an epoll set over the read ends of the shims' exit fifos, the
+// containers' OOM eventfds (cgroup v1) and the inotify fd on memory.events
+// files (cgroup v2).
 type monitor struct {
 	epfd int
 	mu   sync.Mutex
-	fns  map[int32]func() // fd -> what to do when it hangs up
+	fds  map[int32]*watch
+}
+
+// watch is what to do about one fd.
+type watch struct {
+	// hangup, for an exit fifo, is called once when no writer is left;
+	// the monitor then closes the fd.
+	hangup func()
+	// readable, for an eventfd or inotify fd, is called with what the
+	// monitor read from the fd each time it became readable.
+	readable func(data []byte)
 }
 
 func newMonitor() (*monitor, error) {
@@ -20,7 +31,7 @@ func newMonitor() (*monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &monitor{epfd: epfd, fns: map[int32]func(){}}
+	m := &monitor{epfd: epfd, fds: map[int32]*watch{}}
 	go m.loop()
 	return m, nil
 }
@@ -43,23 +54,46 @@ func (m *monitor) watchFifo(path string, gone func()) error {
 		return err
 	}
 	unix.Close(wfd)
+	return m.add(fd, &watch{hangup: gone})
+}
+
+// watchReadable hands fd (non-blocking) to the monitor, which from now on
+// reads it whenever it is readable and calls readable, in a goroutine of
+// its own, with what it read. The monitor owns fd: unwatch closes it.
+func (m *monitor) watchReadable(fd int, readable func(data []byte)) error {
+	return m.add(fd, &watch{readable: readable})
+}
+
+func (m *monitor) add(fd int, w *watch) error {
 	// Under the lock from here: the loop looks the fd up under it too, so
-	// it can never see this fd number before its callback is in place.
+	// it can never see this fd number before its watch is in place.
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.fns[int32(fd)] = gone
+	m.fds[int32(fd)] = w
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLHUP, Fd: int32(fd)}
 	if err := unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		delete(m.fns, int32(fd))
+		delete(m.fds, int32(fd))
 		unix.Close(fd)
 		return err
 	}
 	return nil
 }
 
+// unwatch stops watching fd and closes it; unknown fds are left alone.
+func (m *monitor) unwatch(fd int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.fds[int32(fd)]; !ok {
+		return
+	}
+	delete(m.fds, int32(fd))
+	unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	unix.Close(fd)
+}
+
 func (m *monitor) loop() {
 	events := make([]unix.EpollEvent, 64)
-	buf := make([]byte, 512)
+	buf := make([]byte, 4096)
 	for {
 		n, err := unix.EpollWait(m.epfd, events, -1)
 		if err == unix.EINTR {
@@ -69,23 +103,35 @@ func (m *monitor) loop() {
 			return
 		}
 		for _, ev := range events[:n] {
-			fd := int(ev.Fd)
-			if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) == 0 {
-				// Nobody should write to an exit fifo; drain and ignore.
-				unix.Read(fd, buf)
-				continue
-			}
-			// Take the callback before the fd is closed: once closed, its
-			// number can be reused by a new watchFifo at once.
-			m.mu.Lock()
-			gone := m.fns[ev.Fd]
-			delete(m.fns, ev.Fd)
-			unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-			unix.Close(fd)
-			m.mu.Unlock()
-			if gone != nil {
-				go gone()
-			}
+			m.handle(ev, buf)
 		}
+	}
+}
+
+func (m *monitor) handle(ev unix.EpollEvent, buf []byte) {
+	fd := int(ev.Fd)
+	// The fd is read, and for a hangup closed, under the lock: once closed
+	// its number can be reused by a new watch at once, and the lookup must
+	// never find the old watch for it.
+	m.mu.Lock()
+	w := m.fds[ev.Fd]
+	switch {
+	case w == nil:
+		m.mu.Unlock()
+	case w.readable != nil:
+		n, err := unix.Read(fd, buf)
+		m.mu.Unlock()
+		if err == nil && n > 0 {
+			go w.readable(append([]byte(nil), buf[:n]...))
+		}
+	case ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) == 0:
+		unix.Read(fd, buf) // nobody should write to an exit fifo; drain it
+		m.mu.Unlock()
+	default:
+		delete(m.fds, ev.Fd)
+		unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		unix.Close(fd)
+		m.mu.Unlock()
+		go w.hangup()
 	}
 }

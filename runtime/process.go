@@ -98,7 +98,9 @@ func (p *Process) alive() bool {
 	return !exited && alive(pid, start)
 }
 
-// setExit records the exit once; it reports whether this call did.
+// setExit records the exit once; it reports whether this call did. Done
+// is closed apart, by markDone, once the exit event is out: whoever waits
+// on Done (a delete) then acts after that event.
 func (p *Process) setExit(rec *exitRecord) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -106,8 +108,19 @@ func (p *Process) setExit(rec *exitRecord) bool {
 		return false
 	}
 	p.exit = rec
-	close(p.done)
 	return true
+}
+
+func (p *Process) markDone() { close(p.done) }
+
+// exitEvent is the exit event of this process.
+func (p *Process) exitEvent(rec *exitRecord) Event {
+	e := Event{Time: rec.ExitedAt, Type: EventExit, Process: p.name, Pid: p.Pid(), Reason: rec.Reason}
+	if !rec.Unknown {
+		status := rec.Status
+		e.Status = &status
+	}
+	return e
 }
 
 // readPidFile loads the pid file the shim wrote.

@@ -49,6 +49,8 @@ type Runtime struct {
 	runtimeRoot string
 	version     string
 	mon         *monitor
+	events      *bus
+	oomNotify   oomInotify // cgroup v2 only
 	shims       *shimLauncher
 	lock        *os.File // flock on <state>/lock: one daemon per state dir
 	log         logrus.FieldLogger
@@ -102,7 +104,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		cfg: cfg, runtimeRoot: root, mon: mon, log: cfg.Log, lock: lock,
+		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(), log: cfg.Log, lock: lock,
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
 	}
@@ -349,22 +351,37 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	if err := writeJSONAtomic(filepath.Join(dir, recordFile), c.rec); err != nil {
 		return fail(err)
 	}
-	if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
-		return fail(err)
-	}
+	// The events go out before the exit fifo is watched: from then on an
+	// exit may be published at any moment, and it must come after them.
 	r.mu.Lock()
 	r.containers[req.ID] = c
 	r.mu.Unlock()
+	c.publish(Event{Time: rec.Created, Type: EventCreate, Process: initProcess, Pid: c.init.Pid()})
+	if req.Start {
+		c.publish(Event{Type: EventStart, Process: initProcess, Pid: c.init.Pid()})
+	}
+	if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
+		// The shim runs but cannot be watched: nothing would ever record
+		// its exit. Undo it all, as for any failed create.
+		r.mu.Lock()
+		delete(r.containers, req.ID)
+		r.mu.Unlock()
+		c.publish(Event{Type: EventDelete})
+		return fail(err)
+	}
+	go c.watchOOM(r)
 	c.log.WithFields(logrus.Fields{"pid": c.init.Pid(), "took": time.Since(rec.Created).String(), "shim_took": time.Since(tShim).String()}).Info("created")
 	return c, nil
 }
 
 func (r *Runtime) newContainer(rec containerRecord, spec []byte) *Container {
-	return &Container{
+	c := &Container{
 		id: rec.ID, dir: filepath.Join(r.cfg.StateDir, rec.ID), spec: spec, rec: rec,
 		cli: newRuntimeCLI(rec.RuntimePath, r.runtimeRoot, rec.RuntimeArgs),
-		log: r.log.WithField("id", rec.ID),
+		log: r.log.WithField("id", rec.ID), bus: r.events,
 	}
+	c.loadOOM()
+	return c
 }
 
 // shimExitWait bounds how long a delete waits for a killed container's
@@ -397,7 +414,7 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 		c.cli.resume(ctx, id)
 	}
 	if err := c.cli.delete(ctx, id, force || state != Stopped); err != nil {
-		return err
+		return c.failed(OrderDelete, err)
 	}
 	select {
 	case <-c.init.Done():
@@ -410,9 +427,11 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 	// The directory goes before the id is free again, so a new create of
 	// the same id never finds it in the way.
 	r.removeDir(c.dir)
+	c.stopOOMWatch(r)
 	r.mu.Lock()
 	delete(r.containers, id)
 	r.mu.Unlock()
+	c.publish(Event{Type: EventDelete})
 	c.log.Info("deleted")
 	return nil
 }

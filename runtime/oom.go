@@ -1,0 +1,241 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// oomFile keeps a container's OOM count in its state directory, so that a
+// restarted daemon goes on counting from it.
+const oomFile = "oom.json"
+
+// oomRecord is oomFile.
+type oomRecord struct {
+	Count uint64 `json:"count"`
+	// Seen is the cgroup's own oom_kill counter when last read: only a
+	// rise beyond it is an OOM kill not yet counted. The counter lives as
+	// long as the cgroup, so kills during a daemon restart are counted too.
+	Seen uint64 `json:"seen"`
+}
+
+// oomWatch counts the OOM kills in one container's memory cgroup. On
+// cgroup v1 the kernel signals an eventfd registered through
+// cgroup.event_control on memory.oom_control; on v2 memory.events is
+// modified, which inotify reports. Either way the count comes from the
+// oom_kill counter, never from the signal alone: the v1 eventfd also fires
+// when the cgroup is removed (containerd issue 7102).
+type oomWatch struct {
+	mu      sync.Mutex
+	rec     oomRecord
+	path    string // memory.oom_control (v1) or memory.events (v2)
+	efd     int    // v1: the eventfd the monitor watches; -1 if none
+	wd      int    // v2: the inotify watch; -1 if none
+	stopped bool
+}
+
+// OOMCount is how many processes of the container the kernel has killed
+// for want of memory.
+func (c *Container) OOMCount() uint64 {
+	c.oom.mu.Lock()
+	defer c.oom.mu.Unlock()
+	return c.oom.rec.Count
+}
+
+// loadOOM reads the count a previous daemon recorded.
+func (c *Container) loadOOM() {
+	c.oom.efd, c.oom.wd = -1, -1
+	readJSON(filepath.Join(c.dir, oomFile), &c.oom.rec)
+}
+
+// watchOOM starts counting the container's OOM kills. It counts at once
+// what happened before it was in place.
+func (c *Container) watchOOM(r *Runtime) {
+	cg := c.cgroups()
+	if cg.memory == "" {
+		c.log.Debug("no memory cgroup found: OOM kills are not counted")
+		return
+	}
+	w := &c.oom
+	w.mu.Lock()
+	if w.stopped || w.efd >= 0 || w.wd >= 0 {
+		w.mu.Unlock()
+		return
+	}
+	var err error
+	if cg.v2 {
+		w.path = filepath.Join(cg.memory, "memory.events")
+		w.wd, err = r.inotifyOOM(w.path, func() { c.checkOOM(r, true) })
+	} else {
+		w.path = filepath.Join(cg.memory, "memory.oom_control")
+		w.efd, err = registerOOMEventfd(cg.memory)
+		if err == nil {
+			err = r.mon.watchReadable(w.efd, func([]byte) { c.checkOOM(r, true) })
+			if err != nil {
+				w.efd = -1 // watchReadable closed it
+			}
+		}
+	}
+	w.mu.Unlock()
+	if err != nil {
+		c.log.WithError(err).Warn("cannot watch for OOM kills")
+		return
+	}
+	c.checkOOM(r, false)
+}
+
+// registerOOMEventfd makes an eventfd the kernel signals on every OOM in
+// the v1 memory cgroup dir (Documentation/admin-guide/cgroup-v1/memory.rst).
+func registerOOMEventfd(dir string) (int, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return -1, err
+	}
+	ctl, err := unix.Open(filepath.Join(dir, "memory.oom_control"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(efd)
+		return -1, err
+	}
+	defer unix.Close(ctl)
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(fmt.Sprintf("%d %d", efd, ctl)), 0); err != nil {
+		unix.Close(efd)
+		return -1, err
+	}
+	return efd, nil
+}
+
+// checkOOM reads the cgroup's oom_kill counter and counts its rise. An
+// unreadable counter means the cgroup is gone: that is the end, not an OOM.
+func (c *Container) checkOOM(r *Runtime, notified bool) {
+	w := &c.oom
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	b, err := os.ReadFile(w.path)
+	if err != nil {
+		w.mu.Unlock()
+		c.stopOOMWatch(r)
+		return
+	}
+	var rise uint64
+	if kills, ok := oomKills(b); ok {
+		if kills > w.rec.Seen {
+			rise, w.rec.Seen = kills-w.rec.Seen, kills
+		}
+	} else if notified {
+		rise = 1 // a kernel without the counter: one signal, one OOM
+	}
+	if rise == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.rec.Count += rise
+	rec := w.rec
+	if err := writeJSONAtomic(filepath.Join(c.dir, oomFile), rec); err != nil {
+		c.log.WithError(err).Warn("cannot record the OOM count")
+	}
+	w.mu.Unlock()
+	c.log.WithField("count", rec.Count).Warn("OOM kill")
+	c.happened(Event{Type: EventOOM, Count: rec.Count})
+}
+
+// stopOOMWatch stops counting (the cgroup is gone, or the container).
+func (c *Container) stopOOMWatch(r *Runtime) {
+	w := &c.oom
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.efd >= 0 {
+		r.mon.unwatch(w.efd)
+		w.efd = -1
+	}
+	if w.wd >= 0 {
+		r.oomInotifyRemove(w.wd)
+		w.wd = -1
+	}
+}
+
+// oomKills finds the "oom_kill N" line of memory.oom_control (v1) or
+// memory.events (v2).
+func oomKills(b []byte) (uint64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "oom_kill "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// oomInotify is the one inotify fd on the v2 memory.events files, made on
+// first use and read by the monitor.
+type oomInotify struct {
+	mu  sync.Mutex
+	fd  int
+	fns map[int32]func() // watch descriptor -> what to do on a change
+}
+
+func (r *Runtime) inotifyOOM(path string, changed func()) (int, error) {
+	in := &r.oomNotify
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.fns == nil {
+		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+		if err != nil {
+			return -1, err
+		}
+		if err := r.mon.watchReadable(fd, in.dispatch); err != nil {
+			return -1, err
+		}
+		in.fd, in.fns = fd, map[int32]func(){}
+	}
+	wd, err := unix.InotifyAddWatch(in.fd, path, unix.IN_MODIFY)
+	if err != nil {
+		return -1, err
+	}
+	in.fns[int32(wd)] = changed
+	return wd, nil
+}
+
+func (r *Runtime) oomInotifyRemove(wd int) {
+	in := &r.oomNotify
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, ok := in.fns[int32(wd)]; ok {
+		delete(in.fns, int32(wd))
+		unix.InotifyRmWatch(in.fd, uint32(wd))
+	}
+}
+
+// dispatch runs the callbacks of the inotify events in data.
+func (in *oomInotify) dispatch(data []byte) {
+	for len(data) >= unix.SizeofInotifyEvent {
+		wd := int32(binary.NativeEndian.Uint32(data[0:4]))
+		mask := binary.NativeEndian.Uint32(data[4:8])
+		n := unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(data[12:16]))
+		if n > len(data) {
+			break
+		}
+		data = data[n:]
+		in.mu.Lock()
+		fn := in.fns[wd]
+		if mask&unix.IN_IGNORED != 0 {
+			delete(in.fns, wd) // the file is gone with its cgroup
+		}
+		in.mu.Unlock()
+		if fn != nil && mask&unix.IN_MODIFY != 0 {
+			fn()
+		}
+	}
+}

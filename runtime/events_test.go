@@ -66,7 +66,7 @@ func TestBusReadyAndNotify(t *testing.T) {
 func TestOOMKills(t *testing.T) {
 	for in, want := range map[string]uint64{
 		"oom_kill_disable 0\nunder_oom 0\noom_kill 3\n": 3,
-		"low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n":      1,
+		"low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n":     1,
 	} {
 		if n, ok := oomKills([]byte(in)); !ok || n != want {
 			t.Errorf("oomKills(%q) = %d, %v; want %d", in, n, ok, want)

@@ -1,51 +1,73 @@
 package fsys
 
 import (
-	"bazil.org/fuse/fs"
 	"encoding/json"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+
+	"bazil.org/fuse/fs"
 
 	"github.com/ctrfs/ctrfs/runtime"
 )
 
-// containerDir is /ID: ctl, state, status, pid, pids, labels, bundle,
-// runtime, config.json and processes/.
+// containerDir is /ID: ctl, state, status, pid, pids, oom, events, labels,
+// bundle, runtime, config.json and processes/.
 type containerDir struct {
 	staticDir
-	c   *runtime.Container
-	ctl *ctlFile
+	c                *runtime.Container
+	ctl              *ctlFile
+	state, pids, oom *watchedFile
+
+	mu    sync.Mutex
+	procs map[string]*processDir // by process name
 }
 
 func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 	d := &containerDir{c: c}
 	d.ctl = &ctlFile{verbs: containerVerbs, run: func(cmd command) error { return runContainer(f.rt, c, cmd) }, lastErr: &lastError{}}
+	rel := func(name string) string { return path.Join(c.ID(), name) }
+	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
+	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {
+		pids, err := c.Pids()
+		var sb strings.Builder
+		for _, p := range pids {
+			sb.WriteString(strconv.Itoa(p) + "\n")
+		}
+		return []byte(sb.String()), err
+	})
+	d.oom = newWatchedFile(f.n, rel("oom"), func() ([]byte, error) {
+		return text(strconv.FormatUint(c.OOMCount(), 10)), nil
+	})
+	init := newProcessDir(f.n, rel("processes/init"), c.Init())
+	d.procs = map[string]*processDir{"init": init}
 	d.entries = map[string]fs.Node{
 		"ctl":   d.ctl,
-		"state": newROFile(func() ([]byte, error) { return text(string(c.State())), nil }),
+		"state": d.state,
 		"status": newROFile(func() ([]byte, error) {
 			b, err := json.Marshal(c.Status())
 			return append(b, '\n'), err
 		}),
-		"pid": newROFile(func() ([]byte, error) { return text(pidText(c.Pid())), nil }),
-		"pids": newROFile(func() ([]byte, error) {
-			pids, err := c.Pids()
-			var sb strings.Builder
-			for _, p := range pids {
-				sb.WriteString(strconv.Itoa(p) + "\n")
-			}
-			return []byte(sb.String()), err
-		}),
+		"pid":         newROFile(func() ([]byte, error) { return text(pidText(c.Pid())), nil }),
+		"pids":        d.pids,
+		"oom":         d.oom,
+		"events":      &eventsFile{rt: f.rt, id: c.ID(), n: f.n},
 		"labels":      newROFile(func() ([]byte, error) { return labelsText(c.Labels()), nil }),
 		"bundle":      newROFile(func() ([]byte, error) { return text(c.Bundle()), nil }),
 		"runtime":     newROFile(func() ([]byte, error) { return text(c.RuntimeName()), nil }),
 		"config.json": newROFile(func() ([]byte, error) { return c.Spec(), nil }),
-		"processes": &staticDir{entries: map[string]fs.Node{
-			"init": newProcessDir(c.Init()),
-		}},
+		"processes":   &staticDir{entries: map[string]fs.Node{"init": init}},
 	}
 	return d
+}
+
+// process returns the directory node of the process called name, if any.
+func (d *containerDir) process(name string) *processDir {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.procs[name]
 }
 
 // runContainer carries out one command written to a container's ctl.
@@ -65,14 +87,36 @@ func runContainer(rt *runtime.Runtime, c *runtime.Container, cmd command) error 
 	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
 
-// newProcessDir is processes/NAME: pid, state, exit, spec.
-func newProcessDir(p *runtime.Process) *staticDir {
-	return &staticDir{entries: map[string]fs.Node{
+// processDir is processes/NAME: pid, state, exit, wait, spec.
+type processDir struct {
+	staticDir
+	state, exit *watchedFile
+	wait        *waitFile
+}
+
+// newProcessDir makes the directory of process p, at rel under the mount.
+func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
+	d := &processDir{
+		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
+		exit:  newWatchedFile(n, path.Join(rel, "exit"), func() ([]byte, error) { return text(p.ExitText()), nil }),
+		wait:  &waitFile{p: p},
+	}
+	d.exit.settled = d.wait.done
+	d.entries = map[string]fs.Node{
 		"pid":   newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
-		"state": newROFile(func() ([]byte, error) { return text(string(p.State())), nil }),
-		"exit":  newROFile(func() ([]byte, error) { return text(p.ExitText()), nil }),
+		"state": d.state,
+		"exit":  d.exit,
+		"wait":  d.wait,
 		"spec":  newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
-	}}
+	}
+	return d
+}
+
+// exited tells the process's watchers that it has exited.
+func (d *processDir) exited(n *notifier) {
+	d.state.changed()
+	d.exit.changed()
+	d.wait.exited(n)
 }
 
 func pidText(pid int) string {

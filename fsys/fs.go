@@ -18,9 +18,11 @@ import (
 // FS is the ctrfs filesystem.
 type FS struct {
 	rt      *runtime.Runtime
+	n       *notifier
 	root    *rootDir
 	rootCtl *ctlFile
 	version *roFile
+	events  *eventsFile
 
 	mu   sync.Mutex
 	dirs map[*runtime.Container]*containerDir // stable nodes: one per container
@@ -28,12 +30,22 @@ type FS struct {
 
 // New makes the filesystem over rt. version is ctrfs's own version.
 func New(rt *runtime.Runtime, version string) *FS {
-	f := &FS{rt: rt, dirs: map[*runtime.Container]*containerDir{}}
+	f := &FS{rt: rt, n: newNotifier(), dirs: map[*runtime.Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
 	f.rootCtl = &ctlFile{verbs: rootVerbs, root: true, run: f.runRoot, lastErr: &lastError{}}
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
+	f.events = &eventsFile{rt: rt, n: f.n}
 	return f
+}
+
+// Serve serves the filesystem on conn, mounted at mountpoint (an absolute
+// path), until it is unmounted.
+func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config) error {
+	srv := fs.New(conn, cfg)
+	f.n.start(srv, mountpoint)
+	go f.followChanges()
+	return srv.Serve(f)
 }
 
 // Root is the mount's root directory.
@@ -94,6 +106,8 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 		return d.fs.rootCtl, nil
 	case "version":
 		return d.fs.version, nil
+	case "events":
+		return d.fs.events, nil
 	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
@@ -106,7 +120,7 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 }
 
 func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
-	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
+	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
 	for _, c := range d.fs.rt.List() {
 		out = append(out, fuse.Dirent{Name: c.ID(), Type: fuse.DT_Dir})
 	}
@@ -117,7 +131,7 @@ func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
-		if req.Name == "ctl" || req.Name == "version" {
+		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" {
 			return fuse.Errno(syscall.EACCES)
 		}
 		return fuse.Errno(syscall.ENOENT)
@@ -159,7 +173,7 @@ func (d *staticDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	out := make([]fuse.Dirent, 0, len(names))
 	for _, name := range names {
 		t := fuse.DT_File
-		if _, ok := d.entries[name].(*staticDir); ok {
+		if _, ok := d.entries[name].(fs.NodeStringLookuper); ok {
 			t = fuse.DT_Dir
 		}
 		out = append(out, fuse.Dirent{Name: name, Type: t})

@@ -148,8 +148,7 @@ func mount(args []string) error {
 		// --log-level trace logs every FUSE request and response.
 		cfg.Debug = func(msg any) { log.Trace(msg) }
 	}
-	srv := fs.New(conn, &cfg)
-	if err := srv.Serve(fsys.New(rt, version)); err != nil {
+	if err := fsys.New(rt, version).Serve(conn, mnt, &cfg); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("unmounted")

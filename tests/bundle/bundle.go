@@ -92,14 +92,7 @@ func Busybox(dir string, args ...string) error {
 	}
 	spec.Root.Path = "rootfs"
 	spec.Root.Readonly = false
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "\t")
-	if err := enc.Encode(&spec); err != nil {
-		return err
-	}
-	return os.WriteFile(config, buf.Bytes(), 0o644)
+	return writeSpec(config, &spec)
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
@@ -126,4 +119,30 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// Edit changes the config.json of the bundle in dir with edit.
+func Edit(dir string, edit func(*specs.Spec)) error {
+	config := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("bundle: %s: %w", config, err)
+	}
+	edit(&spec)
+	return writeSpec(config, &spec)
+}
+
+func writeSpec(config string, spec *specs.Spec) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "\t")
+	if err := enc.Encode(spec); err != nil {
+		return err
+	}
+	return os.WriteFile(config, buf.Bytes(), 0o644)
 }

@@ -1,0 +1,109 @@
+package fsys
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+	"github.com/ctrfs/ctrfs/runtime"
+)
+
+// eventsFile is the root events file (every container) or ID/events (one).
+// Every open subscribes: it reads each event published after the open, one
+// JSON object a line, in order; a read blocks until there is one. A reader
+// that falls more than runtime.DefaultSubscriberBuffer events behind reads
+// an overflow event where it lost some. A container's events end (EOF)
+// after its delete event.
+type eventsFile struct {
+	rt *runtime.Runtime
+	id string // "" for every container
+	n  *notifier
+}
+
+func (f *eventsFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = 0o444
+	return nil
+}
+
+func (f *eventsFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return fuse.Errno(syscall.EACCES)
+}
+
+func (f *eventsFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if !req.Flags.IsReadOnly() {
+		return nil, fuse.Errno(syscall.EACCES)
+	}
+	resp.Flags |= fuse.OpenDirectIO | fuse.OpenNonSeekable
+	h := &eventsHandle{f: f}
+	h.sub = f.rt.Subscribe(f.id, 0, func() { h.waiters.wakeAll(f.n) })
+	return h, nil
+}
+
+type eventsHandle struct {
+	f       *eventsFile
+	sub     *runtime.Subscription
+	waiters pollWaiters // this handle's own: each open is its own stream
+	reg     pollRegistration
+
+	mu    sync.Mutex
+	buf   []byte // lines taken from the queue, not yet read
+	ended bool   // the container was deleted: EOF once buf is read
+}
+
+// Read gives what is buffered, or waits for events without holding the
+// handle's lock (a POLL on the same handle must never wait for a read).
+func (h *eventsHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	for {
+		h.mu.Lock()
+		h.fill()
+		if len(h.buf) > 0 || h.ended {
+			n := min(req.Size, len(h.buf))
+			resp.Data = h.buf[:n]
+			h.buf = h.buf[n:]
+			h.mu.Unlock()
+			return nil
+		}
+		h.mu.Unlock()
+		if err := waitReadable(ctx, req, h.sub.Pending, h.sub.Ready()); err != nil {
+			return err
+		}
+	}
+}
+
+// fill moves queued events into buf as JSON lines.
+func (h *eventsHandle) fill() {
+	if h.ended || len(h.buf) > 0 {
+		return
+	}
+	for _, e := range h.sub.Take() {
+		b, _ := json.Marshal(e)
+		h.buf = append(append(h.buf, b...), '\n')
+		if h.f.id != "" && e.Type == runtime.EventDelete {
+			h.ended = true
+			h.sub.Close()
+			break
+		}
+	}
+}
+
+func (h *eventsHandle) Poll(ctx context.Context, req *fuse.PollRequest, resp *fuse.PollResponse) error {
+	h.reg.set(h.waiters.poll(req, resp, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.buf) > 0 || h.ended || h.sub.Pending()
+	}))
+	return nil
+}
+
+func (h *eventsHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
+	h.sub.Close()
+	h.reg.release(&h.waiters)
+	return nil
+}
+
+func (h *eventsHandle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
+	return fuse.Errno(syscall.ENOSYS)
+}

@@ -1,0 +1,195 @@
+package fsys
+
+import (
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+	"golang.org/x/sys/unix"
+)
+
+// notifier sends what the kernel must be told from goroutines of their own:
+// a notification sent, or the mount opened, from inside a FUSE handler can
+// deadlock the server. It does two things:
+//   - poll wake-ups: a waiter registered by a POLL is woken when its file
+//     has something new (NotifyPollWakeup);
+//   - inotify pokes: the kernel sends no inotify event for changes made
+//     inside a FUSE server, so on a change the notifier writes one byte to
+//     the file through the mount. The file's write handler knows the
+//     notifier's thread and drops the byte; watchers see IN_MODIFY and
+//     IN_CLOSE_WRITE, and the file's content is untouched.
+type notifier struct {
+	srv        *fs.Server
+	mountpoint string
+
+	wakeMu  sync.Mutex
+	wakeups []fuse.PollWakeup
+	wakeNow chan struct{}
+
+	pokeMu  sync.Mutex
+	pokes   map[string]bool // paths under the mountpoint, coalesced
+	pokeNow chan struct{}
+	// pokerTid is the thread the pokes are written from: FUSE requests
+	// carry the caller's thread id, and this one marks our own bytes.
+	pokerTid atomic.Int32
+}
+
+func newNotifier() *notifier {
+	return &notifier{wakeNow: make(chan struct{}, 1), pokes: map[string]bool{}, pokeNow: make(chan struct{}, 1)}
+}
+
+// start begins sending, through srv, for the mount at mountpoint.
+func (n *notifier) start(srv *fs.Server, mountpoint string) {
+	n.srv, n.mountpoint = srv, mountpoint
+	go n.wakeLoop()
+	go n.pokeLoop()
+}
+
+// wake queues poll wake-ups to be sent.
+func (n *notifier) wake(ws []fuse.PollWakeup) {
+	if len(ws) == 0 {
+		return
+	}
+	n.wakeMu.Lock()
+	n.wakeups = append(n.wakeups, ws...)
+	n.wakeMu.Unlock()
+	kick(n.wakeNow)
+}
+
+func (n *notifier) wakeLoop() {
+	for range n.wakeNow {
+		n.wakeMu.Lock()
+		ws := n.wakeups
+		n.wakeups = nil
+		n.wakeMu.Unlock()
+		for _, w := range ws {
+			// A handle released meanwhile is unknown to the kernel, which
+			// then ignores the wake-up.
+			n.srv.NotifyPollWakeup(w)
+		}
+	}
+}
+
+// poke queues an inotify poke of the file at rel (under the mountpoint).
+func (n *notifier) poke(rel string) {
+	if n.mountpoint == "" {
+		return
+	}
+	n.pokeMu.Lock()
+	n.pokes[rel] = true
+	n.pokeMu.Unlock()
+	kick(n.pokeNow)
+}
+
+func (n *notifier) pokeLoop() {
+	runtime.LockOSThread() // for good: the tid marks our own writes
+	n.pokerTid.Store(int32(unix.Gettid()))
+	one := []byte{'\n'}
+	for range n.pokeNow {
+		n.pokeMu.Lock()
+		paths := n.pokes
+		n.pokes = map[string]bool{}
+		n.pokeMu.Unlock()
+		for rel := range paths {
+			// Raw syscalls: an os.File would register the fd with the
+			// runtime's poller, a needless POLL round trip.
+			fd, err := unix.Open(filepath.Join(n.mountpoint, rel), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue // gone meanwhile, or unmounted
+			}
+			unix.Write(fd, one)
+			unix.Close(fd)
+		}
+	}
+}
+
+// isPoke reports whether a request comes from the notifier's own pokes.
+func (n *notifier) isPoke(h *fuse.Header) bool {
+	tid := n.pokerTid.Load()
+	return tid != 0 && int32(h.Pid) == tid
+}
+
+// kick signals ch without blocking: one pending signal is enough.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// pollWaiters are the poll wake-ups registered on one file: each handle
+// whose POLL found nothing to read leaves one, and all are sent when the
+// file changes.
+type pollWaiters struct {
+	mu      sync.Mutex
+	pending map[fuse.PollWakeup]bool
+}
+
+// poll answers a POLL request: readable now, or a wake-up is registered
+// (and returned, for forget). ready is called under the waiters' lock, and
+// wakeAll takes that lock after the change it announces: a change is never
+// missed between the check and the registration.
+func (w *pollWaiters) poll(req *fuse.PollRequest, resp *fuse.PollResponse, ready func() bool) (fuse.PollWakeup, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ready() {
+		resp.REvents = fuse.PollIn
+		return fuse.PollWakeup{}, false
+	}
+	wk, ok := req.Wakeup()
+	if ok {
+		if w.pending == nil {
+			w.pending = map[fuse.PollWakeup]bool{}
+		}
+		w.pending[wk] = true
+	}
+	return wk, ok
+}
+
+// forget drops the wake-up of a handle being released.
+func (w *pollWaiters) forget(wk fuse.PollWakeup) {
+	w.mu.Lock()
+	delete(w.pending, wk)
+	w.mu.Unlock()
+}
+
+// pollRegistration remembers a handle's registered wake-up, so that its
+// Release can forget it: a file that never changes must not collect the
+// wake-ups of every handle that ever polled it.
+type pollRegistration struct {
+	mu  sync.Mutex
+	wk  fuse.PollWakeup
+	has bool
+}
+
+func (r *pollRegistration) set(wk fuse.PollWakeup, ok bool) {
+	if ok {
+		r.mu.Lock()
+		r.wk, r.has = wk, true
+		r.mu.Unlock()
+	}
+}
+
+func (r *pollRegistration) release(w *pollWaiters) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.has {
+		w.forget(r.wk)
+		r.has = false
+	}
+}
+
+// wakeAll sends every registered wake-up (through n, asynchronously).
+func (w *pollWaiters) wakeAll(n *notifier) {
+	w.mu.Lock()
+	var ws []fuse.PollWakeup
+	for wk := range w.pending {
+		ws = append(ws, wk)
+	}
+	w.pending = nil
+	w.mu.Unlock()
+	n.wake(ws)
+}

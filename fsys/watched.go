@@ -1,0 +1,128 @@
+package fsys
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+)
+
+// watchedFile is a read-only file that changes on events: state, exit,
+// oom, pids. Each open reads a snapshot; a read at offset 0 after a change
+// reads the new content (so poll, then pread at 0, works as on sysfs).
+// POLL reports POLLIN once the file changed since the handle last read it,
+// and, for exit, for good once the process has exited. Every change also
+// pokes the file, so inotify watchers see IN_MODIFY (see notifier).
+type watchedFile struct {
+	content func() ([]byte, error)
+	settled func() bool // optional: readable for good once true
+	rel     string      // path under the mountpoint, for pokes
+	n       *notifier
+
+	gen     atomic.Uint64 // bumped on every change
+	waiters pollWaiters
+}
+
+func newWatchedFile(n *notifier, rel string, content func() ([]byte, error)) *watchedFile {
+	return &watchedFile{n: n, rel: rel, content: content}
+}
+
+// changed tells the file's pollers and inotify watchers that it changed.
+func (f *watchedFile) changed() {
+	f.gen.Add(1)
+	f.waiters.wakeAll(f.n)
+	f.n.poke(f.rel)
+}
+
+func (f *watchedFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = 0o444
+	return nil
+}
+
+// Setattr refuses truncation: these files are not for writing.
+func (f *watchedFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return fuse.Errno(syscall.EACCES)
+}
+
+func (f *watchedFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	resp.Flags |= fuse.OpenDirectIO
+	if !req.Flags.IsReadOnly() {
+		if req.Flags.IsWriteOnly() && f.n.isPoke(&req.Header) {
+			return pokeSink{}, nil
+		}
+		return nil, fuse.Errno(syscall.EACCES)
+	}
+	h := &watchedHandle{f: f}
+	if err := h.refresh(); err != nil {
+		return nil, errnoOf(err)
+	}
+	return h, nil
+}
+
+// watchedHandle is one open of a watchedFile.
+type watchedHandle struct {
+	f   *watchedFile
+	reg pollRegistration
+
+	mu   sync.Mutex
+	data []byte
+	gen  atomic.Uint64 // the file's generation when data was read
+}
+
+// refresh reads the content anew. The generation is read first: a change
+// racing with the read then makes a spurious POLLIN, never a missed one.
+func (h *watchedHandle) refresh() error {
+	gen := h.f.gen.Load()
+	b, err := h.f.content()
+	if err != nil {
+		return err
+	}
+	h.data = b
+	h.gen.Store(gen)
+	return nil
+}
+
+func (h *watchedHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if req.Offset == 0 && h.f.gen.Load() != h.gen.Load() {
+		if err := h.refresh(); err != nil {
+			return errnoOf(err)
+		}
+	}
+	resp.Data = sliceAt(h.data, req.Offset, req.Size)
+	return nil
+}
+
+func (h *watchedHandle) Poll(ctx context.Context, req *fuse.PollRequest, resp *fuse.PollResponse) error {
+	h.reg.set(h.f.waiters.poll(req, resp, func() bool {
+		return h.f.gen.Load() != h.gen.Load() || (h.f.settled != nil && h.f.settled())
+	}))
+	return nil
+}
+
+func (h *watchedHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
+	h.reg.release(&h.f.waiters)
+	return nil
+}
+
+// Flush answers ENOSYS, as snapshot does: nothing is buffered.
+func (h *watchedHandle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
+	return fuse.Errno(syscall.ENOSYS)
+}
+
+// pokeSink is the notifier's own open of a watched file: it takes the
+// poke's byte and drops it.
+type pokeSink struct{}
+
+func (pokeSink) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
+	resp.Size = len(req.Data)
+	return nil
+}
+
+func (pokeSink) Flush(ctx context.Context, req *fuse.FlushRequest) error {
+	return fuse.Errno(syscall.ENOSYS)
+}

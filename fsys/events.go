@@ -14,7 +14,7 @@ import (
 // eventsFile is the root events file (every container) or ID/events (one).
 // Every open subscribes: it reads each event published after the open, one
 // JSON object a line, in order; a read blocks until there is one. A reader
-// that falls more than runtime.DefaultSubscriberBuffer events behind reads
+// that falls more than --event-buffer events (4096) behind reads
 // an overflow event where it lost some. A container's events end (EOF)
 // after its delete event.
 type eventsFile struct {

@@ -128,23 +128,25 @@ type pollWaiters struct {
 	pending map[fuse.PollWakeup]bool
 }
 
-// poll answers a POLL request: readable now, or a wake-up is registered
-// (and returned, for forget). ready is called under the waiters' lock, and
+// poll answers a POLL request: whether the file is readable now; and it
+// registers the wake-up the kernel asks for (returned, for forget). ready is called under the waiters' lock, and
 // wakeAll takes that lock after the change it announces: a change is never
 // missed between the check and the registration.
 func (w *pollWaiters) poll(req *fuse.PollRequest, resp *fuse.PollResponse, ready func() bool) (fuse.PollWakeup, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ready() {
-		resp.REvents = fuse.PollIn
-		return fuse.PollWakeup{}, false
-	}
+	// The wake-up is kept even when the file is ready now: an
+	// edge-triggered epoll (Go's) polls once per edge, and the next edge
+	// must still reach it after it has read everything.
 	wk, ok := req.Wakeup()
 	if ok {
 		if w.pending == nil {
 			w.pending = map[fuse.PollWakeup]bool{}
 		}
 		w.pending[wk] = true
+	}
+	if ready() {
+		resp.REvents = fuse.PollIn
 	}
 	return wk, ok
 }

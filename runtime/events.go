@@ -52,11 +52,12 @@ const DefaultSubscriberBuffer = 4096
 // blocks: a subscriber that does not keep up loses the newest events and
 // gets one overflow event in their place, and nobody else is slowed.
 type bus struct {
-	mu   sync.Mutex
-	subs map[*Subscription]struct{}
+	limit int // default subscriber buffer
+	mu    sync.Mutex
+	subs  map[*Subscription]struct{}
 }
 
-func newBus() *bus { return &bus{subs: map[*Subscription]struct{}{}} }
+func newBus(limit int) *bus { return &bus{limit: limit, subs: map[*Subscription]struct{}{}} }
 
 // Subscription is one subscriber's queue: every event published after it
 // was made (of one container, or all), in order.
@@ -76,7 +77,8 @@ type Subscription struct {
 }
 
 // Subscribe makes a subscription to the events of container id ("" for
-// every container), holding at most limit unread events (0: the default).
+// every container), holding at most limit unread events (0: the daemon's
+// --event-buffer).
 // notify may be nil.
 func (r *Runtime) Subscribe(id string, limit int, notify func()) *Subscription {
 	return r.events.subscribe(id, limit, notify)
@@ -84,7 +86,7 @@ func (r *Runtime) Subscribe(id string, limit int, notify func()) *Subscription {
 
 func (b *bus) subscribe(id string, limit int, notify func()) *Subscription {
 	if limit <= 0 {
-		limit = DefaultSubscriberBuffer
+		limit = b.limit
 	}
 	s := &Subscription{bus: b, id: id, limit: limit, notify: notify, ready: make(chan struct{}, 1)}
 	b.mu.Lock()

@@ -5,7 +5,7 @@ import (
 )
 
 func TestBusFilterAndOrder(t *testing.T) {
-	b := newBus()
+	b := newBus(DefaultSubscriberBuffer)
 	all := b.subscribe("", 0, nil)
 	web := b.subscribe("web", 0, nil)
 	for _, e := range []Event{{Type: EventCreate, ID: "web"}, {Type: EventCreate, ID: "db"}, {Type: EventStart, ID: "web"}} {
@@ -23,7 +23,7 @@ func TestBusFilterAndOrder(t *testing.T) {
 }
 
 func TestBusOverflowMarksOneGap(t *testing.T) {
-	b := newBus()
+	b := newBus(DefaultSubscriberBuffer)
 	slow := b.subscribe("", 2, nil)
 	fast := b.subscribe("", 0, nil)
 	for i := 0; i < 5; i++ {
@@ -43,7 +43,7 @@ func TestBusOverflowMarksOneGap(t *testing.T) {
 }
 
 func TestBusReadyAndNotify(t *testing.T) {
-	b := newBus()
+	b := newBus(DefaultSubscriberBuffer)
 	notified := 0
 	s := b.subscribe("", 0, func() { notified++ })
 	b.publish(Event{Type: EventStart, ID: "a"})

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,32 +113,52 @@ func registerOOMEventfd(dir string) (int, error) {
 	return efd, nil
 }
 
-// checkOOM reads the cgroup's oom_kill counter and counts its rise. An
-// unreadable counter means the cgroup is gone: that is the end, not an OOM.
+// oomRecheck is when a notified OOM is looked for again: the kernel signals
+// when the cgroup runs out of memory, a moment before it picks and kills a
+// victim and raises oom_kill.
+var oomRecheck = []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 25 * time.Millisecond, 125 * time.Millisecond, 625 * time.Millisecond}
+
+// checkOOM counts the rise of the cgroup's oom_kill counter; after a
+// notification it looks again for a while until the kill shows.
 func (c *Container) checkOOM(r *Runtime, notified bool) {
+	if !notified {
+		c.countOOM(r, false)
+		return
+	}
+	for _, d := range oomRecheck {
+		time.Sleep(d)
+		if counted, over := c.countOOM(r, true); counted || over {
+			return
+		}
+	}
+}
+
+// countOOM reads the oom_kill counter and counts its rise. An unreadable
+// counter means the cgroup is gone: that is the end (over), not an OOM.
+func (c *Container) countOOM(r *Runtime, notified bool) (counted, over bool) {
 	w := &c.oom
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
-		return
+		return false, true
 	}
 	b, err := os.ReadFile(w.path)
 	if err != nil {
 		w.mu.Unlock()
 		c.stopOOMWatch(r)
-		return
+		return false, true
 	}
 	var rise uint64
-	if kills, ok := oomKills(b); ok {
-		if kills > w.rec.Seen {
-			rise, w.rec.Seen = kills-w.rec.Seen, kills
-		}
-	} else if notified {
+	kills, ok := oomKills(b)
+	switch {
+	case ok && kills > w.rec.Seen:
+		rise, w.rec.Seen = kills-w.rec.Seen, kills
+	case !ok && notified:
 		rise = 1 // a kernel without the counter: one signal, one OOM
 	}
 	if rise == 0 {
 		w.mu.Unlock()
-		return
+		return false, false
 	}
 	w.rec.Count += rise
 	rec := w.rec
@@ -147,6 +168,7 @@ func (c *Container) checkOOM(r *Runtime, notified bool) {
 	w.mu.Unlock()
 	c.log.WithField("count", rec.Count).Warn("OOM kill")
 	c.happened(Event{Type: EventOOM, Count: rec.Count})
+	return true, false
 }
 
 // stopOOMWatch stops counting (the cgroup is gone, or the container).

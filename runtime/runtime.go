@@ -40,7 +40,10 @@ type Config struct {
 	ShimPath string
 	// LogMaxSize bounds each of a process's stdout and stderr logs.
 	LogMaxSize int64
-	Log        logrus.FieldLogger
+	// EventBuffer is how many unread events a subscriber may hold before
+	// it is told it overflowed (default DefaultSubscriberBuffer).
+	EventBuffer int
+	Log         logrus.FieldLogger
 }
 
 // Runtime is the set of containers.
@@ -70,6 +73,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = "runc"
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = DefaultSubscriberBuffer
 	}
 	path, err := exec.LookPath(cfg.Runtime)
 	if err != nil {
@@ -104,7 +110,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{
-		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(), log: cfg.Log, lock: lock,
+		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), log: cfg.Log, lock: lock,
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
 	}

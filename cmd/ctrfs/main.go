@@ -25,7 +25,7 @@ import (
 // version is ctrfs's version (set with -ldflags "-X main.version=...").
 var version = "0.1.0"
 
-const usage = `usage: ctrfs mount [--state-dir DIR] [--runtime runc] [--shim PATH] [--log-level L] [--log-max-size BYTES] MOUNTPOINT
+const usage = `usage: ctrfs mount [--state-dir DIR] [--runtime runc] [--shim PATH] [--log-level L] [--log-max-size BYTES] [--event-buffer N] MOUNTPOINT
        ctrfs version`
 
 func main() {
@@ -54,6 +54,7 @@ func mount(args []string) error {
 	shimPath := flags.String("shim", "", "ctrfs-shim binary (default: beside ctrfs)")
 	logLevel := flags.String("log-level", "info", "log level: trace (every FUSE request), debug, info, warn, error")
 	logMax := flags.Int64("log-max-size", runtime.DefaultLogMaxSize, "bound of each process output log, bytes")
+	eventBuffer := flags.Int("event-buffer", runtime.DefaultSubscriberBuffer, "unread events an events reader may fall behind before it gets an overflow event")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func mount(args []string) error {
 		return err
 	}
 	rt, err := runtime.New(runtime.Config{
-		StateDir: *stateDir, Runtime: *rtName, ShimPath: *shimPath, LogMaxSize: *logMax, Log: log,
+		StateDir: *stateDir, Runtime: *rtName, ShimPath: *shimPath, LogMaxSize: *logMax, EventBuffer: *eventBuffer, Log: log,
 	})
 	if err != nil {
 		return err

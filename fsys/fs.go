@@ -44,7 +44,7 @@ func New(rt *runtime.Runtime, version string) *FS {
 func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config) error {
 	srv := fs.New(conn, cfg)
 	f.n.start(srv, mountpoint)
-	go f.followChanges()
+	f.followChanges()
 	return srv.Serve(f)
 }
 

@@ -314,21 +314,27 @@ func (c *Container) Kill(sig syscall.Signal, all bool) error {
 	return nil
 }
 
-// shimGone is called by the monitor when init's shim has exited: it records
-// the exit the shim wrote, or, if the shim died without writing one, the
-// truth as far as it can be known (see concludeLostExit).
+// shimGone is called by the monitor, in its own goroutine, when a shim
+// has exited: it records the exit the shim wrote at once (every exit
+// watcher waits on this path), or, if the shim died without writing one,
+// the truth as far as it can be known (see concludeLostExit), which can
+// take seconds and so goes on in a goroutine of its own.
 func (c *Container) shimGone(p *Process) {
 	rec, err := p.readExitFile()
 	if err != nil {
 		c.log.WithError(err).Warn("unreadable exit status")
 	}
-	if rec == nil {
-		rec = c.concludeLostExit(p)
+	if rec != nil {
+		c.recordExit(p, rec)
+		return
+	}
+	go func() {
+		rec := c.concludeLostExit(p)
 		if err := p.writeExitFile(rec); err != nil {
 			c.log.WithError(err).Warn("cannot record the exit status")
 		}
-	}
-	c.recordExit(p, rec)
+		c.recordExit(p, rec)
+	}()
 }
 
 // recordExit marks p exited with rec and, for init, the container stopped,

@@ -55,6 +55,9 @@ type bus struct {
 	limit int // default subscriber buffer
 	mu    sync.Mutex
 	subs  map[*Subscription]struct{}
+	// observers see every event as it is published, in order, under
+	// the bus lock: they must not block (see Observe).
+	observers []func(Event)
 }
 
 func newBus(limit int) *bus { return &bus{limit: limit, subs: map[*Subscription]struct{}{}} }
@@ -95,11 +98,24 @@ func (b *bus) subscribe(id string, limit int, notify func()) *Subscription {
 	return s
 }
 
+// Observe calls fn with every event from now on, in order, synchronously
+// as it is published: fn must be quick and must not block or publish. It
+// is for the filesystem's own bookkeeping (which files changed), which
+// must not wait behind a subscriber's queue and goroutine.
+func (r *Runtime) Observe(fn func(Event)) {
+	r.events.mu.Lock()
+	r.events.observers = append(r.events.observers, fn)
+	r.events.mu.Unlock()
+}
+
 // publish queues e for every subscriber it concerns. The bus lock is held
 // throughout, so that all subscribers see all events in one order.
 func (b *bus) publish(e Event) {
 	var wake []*Subscription
 	b.mu.Lock()
+	for _, fn := range b.observers {
+		fn(e)
+	}
 	for s := range b.subs {
 		if s.id != "" && s.id != e.ID {
 			continue

@@ -18,8 +18,9 @@ type monitor struct {
 
 // watch is what to do about one fd.
 type watch struct {
-	// hangup, for an exit fifo, is called once when no writer is left;
-	// the monitor then closes the fd.
+	// hangup, for an exit fifo, is called once when no writer is left,
+	// in the monitor's goroutine (it must not block: it is on the path of
+	// every exit watcher); the monitor then closes the fd.
 	hangup func()
 	// readable, for an eventfd or inotify fd, is called with what the
 	// monitor read from the fd each time it became readable.
@@ -36,8 +37,8 @@ func newMonitor() (*monitor, error) {
 	return m, nil
 }
 
-// watchFifo opens the exit fifo at path and calls gone, in a goroutine of
-// its own, once no process holds its write end any more.
+// watchFifo opens the exit fifo at path and calls gone, in the monitor's
+// goroutine, once no process holds its write end any more.
 //
 // A fifo reader opened while no writer exists never sees POLLHUP until a
 // writer has come and gone. So after opening we open and close a write end
@@ -132,6 +133,6 @@ func (m *monitor) handle(ev unix.EpollEvent, buf []byte) {
 		unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 		unix.Close(fd)
 		m.mu.Unlock()
-		go w.hangup()
+		w.hangup()
 	}
 }

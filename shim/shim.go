@@ -100,8 +100,9 @@ func run(p *prepared, dir string) int {
 	}
 	// Hold the exit fifo first: from here on any death of the shim, even a
 	// crash, shows as POLLHUP on the daemon's side. A raw fd has no
-	// finalizer, so it stays open until the process ends.
-	if _, err := unix.Open(proto.ExitFifo, unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+	// finalizer, so it stays open until the process ends or closes it.
+	exitFifo, err := unix.Open(proto.ExitFifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return fail(nil, "shim: open exit fifo: %v", err)
 	}
 	logf, err := os.OpenFile(proto.ShimLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -214,6 +215,9 @@ func run(p *prepared, dir string) int {
 		log.WithError(err).Error("write exit status")
 		return 1
 	}
+	// Tell the daemon now, not once the kernel has torn the shim down:
+	// this is on the path of every exit watcher.
+	unix.Close(exitFifo)
 	log.Info("exit status written; shim exits")
 	return 0
 }

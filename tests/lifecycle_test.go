@@ -323,6 +323,7 @@ func TestSessionGo(t *testing.T) {
 		t.Errorf("freezer.state after resume = %q, want THAWED", fs)
 	}
 
+	d.waitDemoReady(id)
 	d.mustWrite("kill TERM\n", id, "ctl")
 	d.waitContent("143", id, "processes", "init", "exit")
 	d.waitState(id, "stopped")
@@ -393,6 +394,7 @@ func TestSessionShell(t *testing.T) {
 	if got := d.mustSh(`echo resume > $MNT/$ID/ctl && cat $MNT/$ID/state`, env...); got != "running\n" {
 		t.Errorf("echo resume && cat state = %q, want running", got)
 	}
+	d.waitDemoReady(id)
 	d.mustSh(`echo "kill TERM" > $MNT/$ID/ctl`, env...)
 	waitFor(t, "cat exit to print 143", func() (bool, string) {
 		r := d.sh(`cat $MNT/$ID/processes/init/exit`, env...)

@@ -135,7 +135,11 @@ func pollIn(tb testing.TB, path string) (fd int, woke chan string) {
 	tb.Cleanup(func() { unix.Close(fd) })
 	// Nothing has changed yet: a poll with no timeout finds nothing.
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI}}
-	if n, err := unix.Poll(fds, 0); err != nil || n != 0 {
+	n, err := unix.Poll(fds, 0)
+	for err == unix.EINTR {
+		n, err = unix.Poll(fds, 0)
+	}
+	if err != nil || n != 0 {
 		tb.Fatalf("poll of a fresh open of %s: n=%d err=%v revents=%#x; want nothing ready", path, n, err, fds[0].Revents)
 	}
 	woke = make(chan string, 1)
@@ -279,6 +283,9 @@ func pollIn2(tb testing.TB, path string) (int, chan string) {
 	go func() {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
+		for err == unix.EINTR {
+			n, err = unix.Poll(fds, int(waitTimeout/time.Millisecond))
+		}
 		woke <- fmt.Sprintf("revents=%#x n=%d err=%v", fds[0].Revents, n, err)
 	}()
 	return fd, woke
@@ -351,8 +358,15 @@ func waitForWatch(t *testing.T, pid int) {
 func readInotify(t *testing.T, fd int) uint32 {
 	t.Helper()
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	if n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond)); err != nil || n == 0 {
-		t.Fatalf("no inotify event within %v (err %v)", waitTimeout, err)
+	for {
+		n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			t.Fatalf("no inotify event within %v (err %v)", waitTimeout, err)
+		}
+		break
 	}
 	time.Sleep(50 * time.Millisecond) // let IN_CLOSE_WRITE follow IN_MODIFY
 	buf := make([]byte, 4096)

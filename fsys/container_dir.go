@@ -13,8 +13,8 @@ import (
 	"github.com/ctrfs/ctrfs/runtime"
 )
 
-// containerDir is /ID: ctl, state, status, pid, pids, oom, events, labels,
-// bundle, runtime, config.json and processes/.
+// containerDir is /ID: ctl, state, status, pid, pids, stats, oom, events,
+// labels, bundle, runtime, config.json and processes/.
 type containerDir struct {
 	staticDir
 	c                *runtime.Container
@@ -54,6 +54,7 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 		"pids":        d.pids,
 		"oom":         d.oom,
 		"events":      &eventsFile{rt: f.rt, id: c.ID(), n: f.n},
+		"stats":       d.statsFile(),
 		"labels":      newROFile(func() ([]byte, error) { return labelsText(c.Labels()), nil }),
 		"bundle":      newROFile(func() ([]byte, error) { return text(c.Bundle()), nil }),
 		"runtime":     newROFile(func() ([]byte, error) { return text(c.RuntimeName()), nil }),
@@ -68,6 +69,21 @@ func (d *containerDir) process(name string) *processDir {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.procs[name]
+}
+
+// statsFile is ID/stats: a fresh JSON snapshot at each open; empty once
+// the container is stopped.
+func (d *containerDir) statsFile() *roFile {
+	f := newROFile(func() ([]byte, error) {
+		st, err := d.c.Stats()
+		if st == nil || err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(st)
+		return append(b, '\n'), err
+	})
+	f.pageSize = true
+	return f
 }
 
 // runContainer carries out one command written to a container's ctl.

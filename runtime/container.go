@@ -45,6 +45,11 @@ type Container struct {
 	deleted bool
 
 	oom oomWatch
+
+	// statFiles keeps the cgroup files the stats file reads open, while
+	// statLRU (the runtime's) lets it.
+	statFiles statFiles
+	statLRU   *statLRU
 }
 
 // ID is the container id.
@@ -345,6 +350,7 @@ func (c *Container) recordExit(p *Process, rec *exitRecord) {
 	}
 	defer p.markDone()
 	if p == c.init {
+		c.statLRU.forget(&c.statFiles) // the cgroups are gone
 		c.mu.Lock()
 		at := rec.ExitedAt
 		c.exited = &at

@@ -53,6 +53,7 @@ type Runtime struct {
 	version     string
 	mon         *monitor
 	events      *bus
+	statLRU     *statLRU
 	oomNotify   oomInotify // cgroup v2 only
 	shims       *shimLauncher
 	lock        *os.File // flock on <state>/lock: one daemon per state dir
@@ -111,6 +112,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{
 		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), log: cfg.Log, lock: lock,
+		statLRU:    &statLRU{max: maxKeptStatFiles},
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
 	}
@@ -384,7 +386,7 @@ func (r *Runtime) newContainer(rec containerRecord, spec []byte) *Container {
 	c := &Container{
 		id: rec.ID, dir: filepath.Join(r.cfg.StateDir, rec.ID), spec: spec, rec: rec,
 		cli: newRuntimeCLI(rec.RuntimePath, r.runtimeRoot, rec.RuntimeArgs),
-		log: r.log.WithField("id", rec.ID), bus: r.events,
+		log: r.log.WithField("id", rec.ID), bus: r.events, statLRU: r.statLRU,
 	}
 	c.loadOOM()
 	return c
@@ -434,6 +436,7 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 	// the same id never finds it in the way.
 	r.removeDir(c.dir)
 	c.stopOOMWatch(r)
+	c.statLRU.forget(&c.statFiles)
 	r.mu.Lock()
 	delete(r.containers, id)
 	r.mu.Unlock()

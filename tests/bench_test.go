@@ -12,7 +12,8 @@ import (
 
 // The benchmarks compare ctrfs with bare runc in the same run; TestMain
 // prints the ratios (issue 2 targets: create+start <= 1.1x runc; a state
-// read >= 20x faster than `runc state`).
+// read >= 20x faster than `runc state`; issue 5: a stats read >= 20x
+// faster than `runc events --stats`).
 
 // BenchmarkCreateStartCtrfs measures `run ID BUNDLE` written to the root ctl
 // until ID/state reads running. Deletes are outside the timer.
@@ -96,6 +97,41 @@ func BenchmarkStateRunc(b *testing.B) {
 	}
 	b.StopTimer()
 	recordNsPerOp(b, "StateRunc")
+}
+
+// BenchmarkStatsReadCtrfs measures open+read+close of ID/stats, back to
+// back.
+func BenchmarkStatsReadCtrfs(b *testing.B) {
+	d := startDaemon(b)
+	id := newID("bstr")
+	d.run(id, demoBundle(b))
+	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s, err := os.ReadFile(d.path(id, "stats"))
+		if err != nil || !bytes.Contains(s, []byte(`"pids":{"current":`)) {
+			b.Fatalf("read stats: %q, %v", s, err)
+		}
+	}
+	b.StopTimer()
+	recordNsPerOp(b, "StatsReadCtrfs")
+}
+
+// BenchmarkStatsRunc measures `runc events --stats ID`, back to back.
+func BenchmarkStatsRunc(b *testing.B) {
+	requireIntegration(b)
+	root := runcRoot(b)
+	id := newID("bstr")
+	runcRunDetached(b, root, demoBundle(b), id, filepath.Join(root, "..", "pid"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := exec.Command("runc", "--root", root, "events", "--stats", id).Output()
+		if err != nil || !bytes.Contains(out, []byte(`"type":"stats"`)) {
+			b.Fatalf("runc events --stats: %v: %s", err, out)
+		}
+	}
+	b.StopTimer()
+	recordNsPerOp(b, "StatsRunc")
 }
 
 // runcRoot makes a runc --root of its own for b, and deletes every container
@@ -200,6 +236,38 @@ func BenchmarkStateReadPaired(b *testing.B) {
 	}
 	b.StopTimer()
 	reportPaired(b, "state read (paired)", ctrfsTime, runcTime, "target: runc/ctrfs >= 20")
+}
+
+// BenchmarkStatsReadPaired alternates, in every iteration, a read of
+// ID/stats through ctrfs (open+read+close, a fresh snapshot from the cgroup
+// files) and `runc events --stats` of a container of its own (one
+// snapshot), each timed on its own.
+func BenchmarkStatsReadPaired(b *testing.B) {
+	d := startDaemon(b)
+	bundle := demoBundle(b)
+	id := newID("bstp")
+	d.run(id, bundle)
+	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
+	root := runcRoot(b)
+	runcRunDetached(b, root, bundle, "r"+id, filepath.Join(root, "..", "pid"))
+	var ctrfsTime, runcTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		s, err := os.ReadFile(d.path(id, "stats"))
+		ctrfsTime += time.Since(start)
+		if err != nil || !bytes.Contains(s, []byte(`"pids":{"current":`)) {
+			b.Fatalf("read stats: %q, %v", s, err)
+		}
+		start = time.Now()
+		out, err := exec.Command("runc", "--root", root, "events", "--stats", "r"+id).Output()
+		runcTime += time.Since(start)
+		if err != nil || !bytes.Contains(out, []byte(`"type":"stats"`)) {
+			b.Fatalf("runc events --stats: %v: %s", err, out)
+		}
+	}
+	b.StopTimer()
+	reportPaired(b, "stats read (paired)", ctrfsTime, runcTime, "target: runc/ctrfs >= 20")
 }
 
 // reportPaired reports a paired benchmark's mean times per op and their

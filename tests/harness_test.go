@@ -1031,6 +1031,7 @@ func printRatios() {
 	}
 	pr("create+start", "CreateStartCtrfs", "CreateStartRunc", "target: ctrfs/runc <= 1.1")
 	pr("state read", "StateReadCtrfs", "StateRunc", "target: runc/ctrfs >= 20")
+	pr("stats read", "StatsReadCtrfs", "StatsRunc", "target: runc/ctrfs >= 20")
 	for _, line := range pairedLines {
 		fmt.Println(line)
 	}

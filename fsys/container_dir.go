@@ -97,6 +97,8 @@ func runContainer(rt *runtime.Runtime, c *runtime.Container, cmd command) error 
 		return c.Resume()
 	case "kill":
 		return c.Kill(cmd.signal, cmd.all)
+	case "update":
+		return c.Update(cmd.update)
 	case "delete":
 		return rt.Delete(c, cmd.force)
 	}

@@ -13,7 +13,7 @@ const maxCommandSize = 64 << 10
 
 const (
 	rootVerbs      = "create ID BUNDLE [opts] | run ID BUNDLE [opts] | delete ID [--force]"
-	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | delete [--force]"
+	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | update KEY=VALUE...|{JSON} | delete [--force]"
 )
 
 // command is one parsed ctl line.
@@ -26,6 +26,7 @@ type command struct {
 	force  bool                  // delete
 	signal syscall.Signal        // kill
 	all    bool                  // kill
+	update runtime.UpdateRequest // update
 }
 
 // parseCommands parses a whole write into commands, root ctl verbs when
@@ -46,6 +47,15 @@ func parseCommands(data []byte, root bool) ([]command, error) {
 			continue
 		}
 		words, err := splitWords(line)
+		var obj string
+		if !root {
+			// update takes its JSON object as written (see cutJSON).
+			if head, o, ok := cutJSON(line); ok {
+				if hw, herr := splitWords(head); herr == nil && len(hw) > 0 && hw[0] == "update" {
+					words, obj, err = hw, o, nil
+				}
+			}
+		}
 		if err != nil {
 			return nil, lineError(many, n, trimmed, err)
 		}
@@ -53,7 +63,7 @@ func parseCommands(data []byte, root bool) ([]command, error) {
 		if root {
 			err = parseRootCommand(&cmd, words[1:])
 		} else {
-			err = parseContainerCommand(&cmd, words[1:])
+			err = parseContainerCommand(&cmd, words[1:], obj)
 		}
 		if err != nil {
 			return nil, lineError(many, n, trimmed, err)
@@ -146,10 +156,12 @@ func containsFlag(args []string, flag string) bool {
 	return false
 }
 
-func parseContainerCommand(cmd *command, args []string) error {
+func parseContainerCommand(cmd *command, args []string, obj string) error {
 	var pos []string
 	var err error
 	switch cmd.verb {
+	case "update":
+		return parseUpdate(cmd, args, obj)
 	case "start", "pause", "resume":
 		pos, err = parseFlags(args, nil, nil)
 	case "delete":

@@ -136,6 +136,7 @@ func FuzzParseCommands(f *testing.F) {
 		"run web /b --label a=b", "create x /y --runtime-arg --debug --no-pivot", "delete web --force",
 		"pause", "kill -9", "kill SIGTERM --all", "start\nresume\n", `run "a b" '/c d'`, "run -x /b",
 		"kill 99", "\x00", "'", `\`, "run web /b --label=k=v --runtime=crun",
+		"update memory=64M pids=50", `update {"cpu":{"shares":512}}`, "update cpuset-cpus=0-1 memory-swap=max",
 	} {
 		f.Add([]byte(seed), true)
 		f.Add([]byte(seed), false)
@@ -161,6 +162,10 @@ func FuzzParseCommands(f *testing.F) {
 			case "kill":
 				if c.signal < 1 || c.signal > maxSignal {
 					t.Fatalf("accepted signal %d", c.signal)
+				}
+			case "update":
+				if err := c.update.Check(); err != nil {
+					t.Fatalf("accepted a bad update: %v", err)
 				}
 			case "start", "pause", "resume":
 			default:

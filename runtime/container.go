@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 )
 
@@ -132,6 +133,10 @@ type Status struct {
 	ExitReason  string            `json:"exit_reason,omitempty"`
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
+	// Resources are the limits as ctrfs applied them: the bundle's
+	// linux.resources with every update merged in (the kernel's own
+	// figures are in stats).
+	Resources *specs.LinuxResources `json:"resources"`
 }
 
 // Status gathers the status from memory.
@@ -143,7 +148,10 @@ func (c *Container) Status() Status {
 		ID: c.id, State: state, Bundle: rec.Bundle, Rootfs: rec.Rootfs,
 		Runtime: rec.Runtime, RuntimePath: rec.RuntimePath, RuntimeArgs: rec.RuntimeArgs,
 		OCIVersion: rec.OCIVersion, Created: rec.Created, Started: rec.Started, Exited: exited,
-		Labels: rec.Labels, Annotations: rec.Annotations,
+		Labels: rec.Labels, Annotations: rec.Annotations, Resources: rec.Resources,
+	}
+	if s.Resources == nil {
+		s.Resources = &specs.LinuxResources{}
 	}
 	if s.RuntimeArgs == nil {
 		s.RuntimeArgs = []string{}

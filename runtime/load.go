@@ -58,6 +58,9 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	dir := filepath.Join(r.cfg.StateDir, rec.ID)
 	raw, _ := os.ReadFile(filepath.Join(dir, specCopyFile))
 	spec, _ := processSpecOf(raw)
+	if rec.Resources == nil {
+		rec.Resources = resourcesOf(raw) // a state.json from before updates existed
+	}
 	c := r.newContainer(rec, raw)
 	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), spec)
 	exit, err := c.init.readExitFile()

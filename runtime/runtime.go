@@ -317,6 +317,9 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 		NoPivot: req.NoPivot, Labels: req.Labels, Annotations: spec.Annotations,
 		OCIVersion: spec.Version, Created: time.Now().UTC(),
 	}
+	if spec.Linux != nil {
+		rec.Resources = spec.Linux.Resources
+	}
 	c := r.newContainer(rec, raw)
 	procSpec, _ := processSpecOf(raw)
 	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), procSpec)

@@ -64,6 +64,8 @@ func TestStateChecks(t *testing.T) {
 		{Paused, OrderResume, true}, {Running, OrderResume, false},
 		{Created, OrderKill, true}, {Paused, OrderKill, true}, {Stopped, OrderKill, false},
 		{Created, OrderDelete, true}, {Stopped, OrderDelete, true}, {Running, OrderDelete, false}, {Paused, OrderDelete, false},
+		{Created, OrderUpdate, true}, {Running, OrderUpdate, true}, {Paused, OrderUpdate, true}, {Stopped, OrderUpdate, false},
+		{Running, OrderCheckpoint, true}, {Paused, OrderCheckpoint, true}, {Created, OrderCheckpoint, false}, {Stopped, OrderCheckpoint, false},
 	} {
 		err := c.s.check(c.o, "x")
 		if (err == nil) != c.ok {

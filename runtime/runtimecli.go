@@ -10,10 +10,11 @@ import (
 	"syscall"
 
 	runc "github.com/containerd/go-runc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // runtimeCLI drives an OCI runtime binary for the daemon's orders (start,
-// pause, resume, kill, delete) through go-runc, which already knows the
+// pause, resume, kill, update, checkpoint, delete) through go-runc, which already knows the
 // runc command line; ctrfs adds only error text fit for a user.
 type runtimeCLI struct {
 	r *runc.Runc
@@ -42,6 +43,11 @@ func (c *runtimeCLI) resume(ctx context.Context, id string) error {
 
 func (c *runtimeCLI) kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
 	return runtimeError("kill", c.r.Kill(ctx, id, int(sig), &runc.KillOpts{All: all}))
+}
+
+// update applies new resource limits (runc update -r -).
+func (c *runtimeCLI) update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	return runtimeError("update", c.r.Update(ctx, id, res))
 }
 
 // delete removes the runtime's record of the container; a container the

@@ -21,6 +21,10 @@ const (
 	OrderResume Order = "resume"
 	OrderKill   Order = "kill"
 	OrderDelete Order = "delete"
+	// OrderUpdate changes the resource limits (runc update).
+	OrderUpdate Order = "update"
+	// OrderCheckpoint checkpoints the container with CRIU (runc checkpoint).
+	OrderCheckpoint Order = "checkpoint"
 )
 
 // allowed lists, for each order, the states it may be given in. delete
@@ -31,6 +35,11 @@ var allowed = map[Order][]State{
 	OrderResume: {Paused},
 	OrderKill:   {Created, Running, Paused},
 	OrderDelete: {Created, Stopped},
+	// The cgroups exist from create to the exit.
+	OrderUpdate: {Created, Running, Paused},
+	// runc refuses to checkpoint a created container; CRIU can dump a
+	// frozen one.
+	OrderCheckpoint: {Running, Paused},
 }
 
 // check returns nil when order may be given to container id in state s.
@@ -51,6 +60,10 @@ func (s State) check(order Order, id string) error {
 		return Errorf(KindBusy, "kill: container %q is stopped", id)
 	case OrderDelete:
 		return Errorf(KindBusy, "delete: container %q is %s (stop it first, or use --force)", id, s)
+	case OrderUpdate:
+		return Errorf(KindBusy, "update: container %q is stopped: it has no cgroups to update", id)
+	case OrderCheckpoint:
+		return Errorf(KindBusy, "checkpoint: container %q is %s, not running or paused", id, s)
 	}
 	return Errorf(KindInvalid, "unknown order %q", order)
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // The state directory is the single source of truth: everything the daemon
@@ -39,6 +41,9 @@ type containerRecord struct {
 	OCIVersion  string            `json:"oci_version"`
 	Created     time.Time         `json:"created"`
 	Started     *time.Time        `json:"started,omitempty"`
+	// Resources are the bundle's linux.resources with every update since
+	// merged in: the limits as ctrfs applied them.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename,

@@ -133,8 +133,11 @@ func run(p *prepared, dir string) int {
 	if cfg.ID == "" || cfg.Bundle == "" || cfg.Runtime == "" {
 		return fail(log, "shim: %s: id, bundle and runtime are required", proto.ConfigFile)
 	}
-	if cfg.Action != proto.ActionCreate && cfg.Action != proto.ActionRun {
+	switch {
+	case cfg.Action != proto.ActionCreate && cfg.Action != proto.ActionRun && cfg.Action != proto.ActionRestore:
 		return fail(log, "shim: %s: unknown action %q", proto.ConfigFile, cfg.Action)
+	case cfg.Action == proto.ActionRestore && (cfg.Restore == nil || cfg.Restore.Path == ""):
+		return fail(log, "shim: %s: restore without a checkpoint path", proto.ConfigFile)
 	}
 	if cfg.LogMaxSize <= 0 {
 		cfg.LogMaxSize = defaultLogMaxSize
@@ -222,8 +225,8 @@ func run(p *prepared, dir string) int {
 	return 0
 }
 
-// runRuntime asks the runtime to create (or run) the process and returns
-// its pid. Its error is the runtime's own message where there is one.
+// runRuntime asks the runtime to create (or run, or restore) the process
+// and returns its pid. Its error is the runtime's own message where there is one.
 func runRuntime(cfg *proto.Config, dir string, io *stdio) (int, error) {
 	logPath := filepath.Join(dir, proto.RuntimeLog)
 	var logFrom int64 // only this call's lines name its error
@@ -241,17 +244,37 @@ func runRuntime(cfg *proto.Config, dir string, io *stdio) (int, error) {
 	}
 	opts := &runc.CreateOpts{IO: io, PidFile: pidPath, NoPivot: cfg.NoPivot}
 	var err error
-	if cfg.Action == proto.ActionRun {
+	switch cfg.Action {
+	case proto.ActionRun:
 		opts.Detach = true
 		_, err = r.Run(context.Background(), cfg.ID, cfg.Bundle, opts)
-	} else {
+	case proto.ActionRestore:
+		// CRIU's work files and restore.log go to the process directory,
+		// not into the checkpoint, which may be restored again.
+		os.Remove(filepath.Join(dir, proto.RestoreLog))
+		_, err = r.Restore(context.Background(), cfg.ID, cfg.Bundle, &runc.RestoreOpts{
+			CheckpointOpts: runc.CheckpointOpts{
+				ImagePath: cfg.Restore.Path, WorkDir: dir,
+				AllowOpenTCP: cfg.Restore.TCP, AllowExternalUnixSockets: cfg.Restore.UnixSockets,
+				AllowTerminal: cfg.Restore.Shell, EmptyNamespaces: cfg.Restore.EmptyNS,
+			},
+			IO: io, Detach: true, PidFile: pidPath, NoPivot: cfg.NoPivot,
+			NoSubreaper: true, // the shim is the subreaper; runc exits at once
+		})
+	default:
 		err = r.Create(context.Background(), cfg.ID, cfg.Bundle, opts)
 	}
 	if err != nil {
-		if msg := runtimeError(logPath, logFrom); msg != "" {
-			return 0, errors.New(msg)
+		msg := runtimeError(logPath, logFrom)
+		if msg == "" {
+			msg = oneLine(err.Error())
 		}
-		return 0, errors.New(oneLine(err.Error()))
+		if cfg.Action == proto.ActionRestore {
+			if crit := criuErrors(filepath.Join(dir, proto.RestoreLog)); crit != "" {
+				msg += "; " + proto.RestoreLog + ": " + crit
+			}
+		}
+		return 0, errors.New(msg)
 	}
 	data, err := os.ReadFile(pidPath)
 	if err != nil {

@@ -31,6 +31,9 @@ const (
 	ShimLog = "shim.log"
 	// RuntimeLog is the runtime's (runc's) --log file for the shim's calls.
 	RuntimeLog = "runtime.log"
+	// RestoreLog is CRIU's log of a restore (the runtime's --work-path is
+	// the process directory, so it is written here).
+	RestoreLog = "restore.log"
 	// RuntimePidFile is the runtime's own --pid-file: the bare pid, written
 	// by the runtime. The shim reads it and publishes PidFile; the daemon
 	// should read PidFile, which also carries the start time.
@@ -49,6 +52,9 @@ const (
 	ActionCreate Action = "create"
 	// ActionRun runs `runtime run --detach`: created and started in one call.
 	ActionRun Action = "run"
+	// ActionRestore runs `runtime restore --detach` from Config.Restore: the
+	// container comes back running from a checkpoint (CRIU images).
+	ActionRestore Action = "restore"
 )
 
 // Config is what the daemon asks a shim to run (ConfigFile).
@@ -69,6 +75,19 @@ type Config struct {
 	NoPivot     bool     `json:"no_pivot,omitempty"`
 	// LogMaxSize bounds each of the stdout and stderr logs, in bytes.
 	LogMaxSize int64 `json:"log_max_size"`
+	// Restore is the checkpoint to restore from, for ActionRestore.
+	Restore *Restore `json:"restore,omitempty"`
+}
+
+// Restore says where a checkpoint is and how it was made: a restore must
+// be given the options the checkpoint was taken with.
+type Restore struct {
+	// Path is the checkpoint's directory, which holds the CRIU images.
+	Path        string   `json:"path"`
+	TCP         bool     `json:"tcp,omitempty"`
+	UnixSockets bool     `json:"unix_sockets,omitempty"`
+	Shell       bool     `json:"shell,omitempty"`
+	EmptyNS     []string `json:"empty_ns,omitempty"`
 }
 
 // Report is the one JSON line the shim writes to the report pipe: the pid

@@ -14,7 +14,7 @@ import (
 )
 
 // containerDir is /ID: ctl, state, status, pid, pids, stats, oom, events,
-// labels, bundle, runtime, config.json and processes/.
+// labels, bundle, runtime, config.json, processes/ and checkpoints/.
 type containerDir struct {
 	staticDir
 	c                *runtime.Container
@@ -60,6 +60,7 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 		"runtime":     newROFile(func() ([]byte, error) { return text(c.RuntimeName()), nil }),
 		"config.json": newROFile(func() ([]byte, error) { return c.Spec(), nil }),
 		"processes":   &staticDir{entries: map[string]fs.Node{"init": init}},
+		"checkpoints": &checkpointsDir{c: c, lastErr: d.ctl.lastErr},
 	}
 	return d
 }
@@ -99,6 +100,8 @@ func runContainer(rt *runtime.Runtime, c *runtime.Container, cmd command) error 
 		return c.Kill(cmd.signal, cmd.all)
 	case "update":
 		return c.Update(cmd.update)
+	case "checkpoint":
+		return c.Checkpoint(cmd.checkpoint)
 	case "delete":
 		return rt.Delete(c, cmd.force)
 	}

@@ -13,7 +13,8 @@ const maxCommandSize = 64 << 10
 
 const (
 	rootVerbs      = "create ID BUNDLE [opts] | run ID BUNDLE [opts] | delete ID [--force]"
-	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | update KEY=VALUE...|{JSON} | delete [--force]"
+	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | update KEY=VALUE...|{JSON} | " +
+		"checkpoint NAME [--exit] [--tcp] [--unix-sockets] [--shell] [--empty-ns NS] [--dir DIR] | delete [--force]"
 )
 
 // command is one parsed ctl line.
@@ -27,6 +28,8 @@ type command struct {
 	signal syscall.Signal        // kill
 	all    bool                  // kill
 	update runtime.UpdateRequest // update
+	// checkpoint is the checkpoint order.
+	checkpoint runtime.CheckpointRequest
 }
 
 // parseCommands parses a whole write into commands, root ctl verbs when
@@ -119,15 +122,17 @@ func parseCreate(cmd *command, args []string) error {
 	pos, err := parseFlags(args,
 		map[string]*bool{"--no-pivot": &req.NoPivot},
 		map[string]func(string){
-			"--label":       func(v string) { labels = append(labels, v) },
-			"--runtime":     func(v string) { req.Runtime = v },
-			"--runtime-arg": func(v string) { rtArgs = append(rtArgs, v) },
+			"--label":          func(v string) { labels = append(labels, v) },
+			"--runtime":        func(v string) { req.Runtime = v },
+			"--runtime-arg":    func(v string) { rtArgs = append(rtArgs, v) },
+			"--checkpoint":     func(v string) { req.Checkpoint = v },
+			"--checkpoint-dir": func(v string) { req.CheckpointDir = v },
 		})
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		return fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot]", cmd.verb)
+		return fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--checkpoint NAME [--checkpoint-dir DIR]]", cmd.verb)
 	}
 	req.ID, req.Bundle = pos[0], pos[1]
 	req.RuntimeArgs = rtArgs
@@ -143,6 +148,36 @@ func parseCreate(cmd *command, args []string) error {
 	}
 	if req.Runtime == "" && containsFlag(args, "--runtime") {
 		return fmt.Errorf("--runtime: empty name")
+	}
+	if containsFlag(args, "--checkpoint") {
+		if err := runtime.CheckName("checkpoint name", req.Checkpoint); err != nil {
+			return err
+		}
+	}
+	if req.CheckpointDir == "" && containsFlag(args, "--checkpoint-dir") {
+		return fmt.Errorf("--checkpoint-dir: empty path")
+	}
+	return req.Check()
+}
+
+// parseCheckpoint parses `checkpoint NAME [opts]`.
+func parseCheckpoint(cmd *command, args []string) error {
+	req := &cmd.checkpoint
+	pos, err := parseFlags(args,
+		map[string]*bool{"--exit": &req.Exit, "--tcp": &req.TCP, "--unix-sockets": &req.UnixSockets, "--shell": &req.Shell},
+		map[string]func(string){
+			"--empty-ns": func(v string) { req.EmptyNS = append(req.EmptyNS, v) },
+			"--dir":      func(v string) { req.Dir = v },
+		})
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("usage: checkpoint NAME [--exit] [--tcp] [--unix-sockets] [--shell] [--empty-ns network] [--dir DIR]")
+	}
+	req.Name = pos[0]
+	if req.Dir == "" && containsFlag(args, "--dir") {
+		return fmt.Errorf("--dir: empty path")
 	}
 	return req.Check()
 }
@@ -162,6 +197,8 @@ func parseContainerCommand(cmd *command, args []string, obj string) error {
 	switch cmd.verb {
 	case "update":
 		return parseUpdate(cmd, args, obj)
+	case "checkpoint":
+		return parseCheckpoint(cmd, args)
 	case "start", "pause", "resume":
 		pos, err = parseFlags(args, nil, nil)
 	case "delete":

@@ -128,6 +128,60 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestParseCheckpoint(t *testing.T) {
+	cmd, err := parseOne(t, "checkpoint cp2 --exit --tcp --unix-sockets --shell --empty-ns network --dir /srv/cp")
+	want := runtime.CheckpointRequest{Name: "cp2", Dir: "/srv/cp", Exit: true, TCP: true, UnixSockets: true, Shell: true, EmptyNS: []string{"network"}}
+	if err != nil || !reflect.DeepEqual(cmd.checkpoint, want) {
+		t.Errorf("checkpoint = %+v, %v", cmd.checkpoint, err)
+	}
+	if cmd, err := parseOne(t, "checkpoint cp1"); err != nil || !reflect.DeepEqual(cmd.checkpoint, runtime.CheckpointRequest{Name: "cp1"}) {
+		t.Errorf("checkpoint cp1 = %+v, %v", cmd.checkpoint, err)
+	}
+	for _, c := range []struct{ in, msg string }{
+		{"checkpoint", "usage"},
+		{"checkpoint a b", "usage"},
+		{"checkpoint -x", "unknown option"},
+		{"checkpoint --exit", "usage"},
+		{"checkpoint ../a", "invalid checkpoint name"},
+		{"checkpoint a/b", "invalid checkpoint name"},
+		{"checkpoint .a", "invalid checkpoint name"},
+		{"checkpoint ''", "invalid checkpoint name"},
+		{"checkpoint " + strings.Repeat("c", 129), "invalid checkpoint name"},
+		{"checkpoint cp --dir", "needs a value"},
+		{"checkpoint cp --dir ''", "empty path"},
+		{"checkpoint cp --dir rel", "absolute"},
+		{"checkpoint cp --empty-ns ipc", "network"},
+		{"checkpoint cp --leave-running", "unknown option"},
+		{"checkpoint cp --exit=1", "unknown option"},
+	} {
+		_, err := parseOne(t, c.in)
+		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%q: %v, want EINVAL containing %q", c.in, err, c.msg)
+		}
+	}
+}
+
+func TestParseRestore(t *testing.T) {
+	cmds, err := parseCommands([]byte("create web2 /b --checkpoint cp2 --checkpoint-dir /srv/cp"), true)
+	if err != nil || cmds[0].create.Checkpoint != "cp2" || cmds[0].create.CheckpointDir != "/srv/cp" {
+		t.Fatalf("create --checkpoint = %+v, %v", cmds, err)
+	}
+	for _, c := range []struct{ in, msg string }{
+		{"run w /b --checkpoint", "needs a value"},
+		{"run w /b --checkpoint ''", "invalid checkpoint name"},
+		{"run w /b --checkpoint ../x", "invalid checkpoint name"},
+		{"run w /b --checkpoint -x", "invalid checkpoint name"},
+		{"run w /b --checkpoint cp --checkpoint-dir rel", "absolute"},
+		{"run w /b --checkpoint cp --checkpoint-dir ''", "empty path"},
+		{"run w /b --checkpoint-dir /srv/cp", "without --checkpoint"},
+	} {
+		_, err := parseCommands([]byte(c.in), true)
+		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%q: %v, want EINVAL containing %q", c.in, err, c.msg)
+		}
+	}
+}
+
 // FuzzParseCommands checks that no input crashes the parser, and that
 // whatever it accepts is safe to hand to the runtime: valid names, absolute
 // bundles, signals in range.
@@ -137,6 +191,7 @@ func FuzzParseCommands(f *testing.F) {
 		"pause", "kill -9", "kill SIGTERM --all", "start\nresume\n", `run "a b" '/c d'`, "run -x /b",
 		"kill 99", "\x00", "'", `\`, "run web /b --label=k=v --runtime=crun",
 		"update memory=64M pids=50", `update {"cpu":{"shares":512}}`, "update cpuset-cpus=0-1 memory-swap=max",
+		"checkpoint cp1 --exit --tcp --dir /srv", "run w /b --checkpoint cp --checkpoint-dir /c",
 	} {
 		f.Add([]byte(seed), true)
 		f.Add([]byte(seed), false)
@@ -166,6 +221,10 @@ func FuzzParseCommands(f *testing.F) {
 			case "update":
 				if err := c.update.Check(); err != nil {
 					t.Fatalf("accepted a bad update: %v", err)
+				}
+			case "checkpoint":
+				if err := c.checkpoint.Check(); err != nil {
+					t.Fatalf("accepted a bad checkpoint: %v", err)
 				}
 			case "start", "pause", "resume":
 			default:

@@ -173,7 +173,8 @@ func (d *staticDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	out := make([]fuse.Dirent, 0, len(names))
 	for _, name := range names {
 		t := fuse.DT_File
-		if _, ok := d.entries[name].(fs.NodeStringLookuper); ok {
+		switch d.entries[name].(type) {
+		case fs.NodeStringLookuper, fs.NodeRequestLookuper:
 			t = fuse.DT_Dir
 		}
 		out = append(out, fuse.Dirent{Name: name, Type: t})

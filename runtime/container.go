@@ -137,6 +137,9 @@ type Status struct {
 	// linux.resources with every update merged in (the kernel's own
 	// figures are in stats).
 	Resources *specs.LinuxResources `json:"resources"`
+	// RestoredFrom is the checkpoint directory the container was
+	// restored from, if it was.
+	RestoredFrom string `json:"restored_from,omitempty"`
 }
 
 // Status gathers the status from memory.
@@ -149,6 +152,7 @@ func (c *Container) Status() Status {
 		Runtime: rec.Runtime, RuntimePath: rec.RuntimePath, RuntimeArgs: rec.RuntimeArgs,
 		OCIVersion: rec.OCIVersion, Created: rec.Created, Started: rec.Started, Exited: exited,
 		Labels: rec.Labels, Annotations: rec.Annotations, Resources: rec.Resources,
+		RestoredFrom: rec.RestoredFrom,
 	}
 	if s.Resources == nil {
 		s.Resources = &specs.LinuxResources{}
@@ -358,7 +362,7 @@ func (c *Container) recordExit(p *Process, rec *exitRecord) {
 	}
 	defer p.markDone()
 	if p == c.init {
-		c.statLRU.forget(&c.statFiles) // the cgroups are gone
+		go c.statLRU.forget(&c.statFiles) // the cgroups are gone; not on the exit path
 		c.mu.Lock()
 		at := rec.ExitedAt
 		c.exited = &at

@@ -188,6 +188,11 @@ type CreateRequest struct {
 	Runtime     string // empty: the daemon's default
 	RuntimeArgs []string
 	NoPivot     bool
+	// Checkpoint, when set, restores the container from that checkpoint
+	// (runc restore): it comes back running, whether created or run.
+	Checkpoint string
+	// CheckpointDir is where the checkpoint is; "" for <bundle>/checkpoints.
+	CheckpointDir string
 }
 
 // reservedIDs are names the mount's root ("ctl", "version", "events") or the
@@ -233,6 +238,19 @@ func (req *CreateRequest) Check() error {
 	}
 	if strings.ContainsRune(req.Runtime, 0) {
 		return Errorf(KindInvalid, "invalid runtime name")
+	}
+	if req.Checkpoint != "" {
+		if err := CheckName("checkpoint name", req.Checkpoint); err != nil {
+			return err
+		}
+	}
+	if req.CheckpointDir != "" {
+		if req.Checkpoint == "" {
+			return Errorf(KindInvalid, "--checkpoint-dir without --checkpoint")
+		}
+		if !filepath.IsAbs(req.CheckpointDir) || strings.ContainsRune(req.CheckpointDir, 0) {
+			return Errorf(KindInvalid, "checkpoint directory %q must be an absolute path", req.CheckpointDir)
+		}
 	}
 	return nil
 }
@@ -298,6 +316,13 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	if rtPath, err = filepath.Abs(rtPath); err != nil {
 		return nil, err
 	}
+	var restore *proto.Restore
+	if req.Checkpoint != "" {
+		if restore, err = restoreFrom(&req); err != nil {
+			return nil, err
+		}
+		req.Start = true // runc restore brings it back running
+	}
 	if err := r.reserve(req.ID); err != nil {
 		return nil, err
 	}
@@ -320,6 +345,9 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	if spec.Linux != nil {
 		rec.Resources = spec.Linux.Resources
 	}
+	if restore != nil {
+		rec.RestoredFrom = restore.Path
+	}
 	c := r.newContainer(rec, raw)
 	procSpec, _ := processSpecOf(raw)
 	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), procSpec)
@@ -335,7 +363,10 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 		return fail(err)
 	}
 	action := proto.ActionCreate
-	if req.Start {
+	switch {
+	case restore != nil:
+		action = proto.ActionRestore
+	case req.Start:
 		action = proto.ActionRun
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
@@ -344,8 +375,13 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	_, err = r.shims.launch(ctx, c.init.dir, proto.Config{
 		ID: req.ID, Process: initProcess, Action: action, Bundle: rec.Bundle,
 		Runtime: rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
-		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize,
+		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize, Restore: restore,
 	})
+	if err != nil && restore != nil {
+		// The shim's message ends with the errors of restore.log.
+		msg, logErrors, _ := strings.Cut(err.Error(), "; "+proto.RestoreLog+": ")
+		return fail(Errorf(KindRuntime, "restore: %s", explainCRIU(msg, logErrors, proto.RestoreLog)))
+	}
 	if err != nil {
 		return fail(Errorf(KindRuntime, "create: %v", err))
 	}

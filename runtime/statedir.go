@@ -44,6 +44,8 @@ type containerRecord struct {
 	// Resources are the bundle's linux.resources with every update since
 	// merged in: the limits as ctrfs applied them.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	// RestoredFrom is the checkpoint the container was restored from.
+	RestoredFrom string `json:"restored_from,omitempty"`
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename,

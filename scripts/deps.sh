@@ -1,13 +1,16 @@
 #!/bin/sh
 # Installs what ctrfs and its tests need, if missing: runc (the OCI runtime),
 # fuse3 (fusermount3), busybox-static (root filesystems for test containers),
-# inotify-tools (inotifywait, used by the watching tests).
+# inotify-tools (inotifywait, used by the watching tests), criu (runc checkpoints
+# and restores with it; on kernels it does not support, such as Linux 6.18 for
+# Debian's criu 3.17, it fails, and the tests then check that failure's message).
 set -e
 missing=""
 command -v runc >/dev/null 2>&1 || missing="$missing runc"
 command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v inotifywait >/dev/null 2>&1 || missing="$missing inotify-tools"
+command -v criu >/dev/null 2>&1 || [ -x /usr/sbin/criu ] || missing="$missing criu"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing:$missing; run as root or: sudo apt-get install -y$missing" >&2

@@ -15,7 +15,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/ctrfs ./cmd/ctrfs-shim
 
-# Installs runc, fuse3, busybox-static and inotify-tools when missing (as root).
+# Installs runc, fuse3, busybox-static, inotify-tools and criu when missing (as root).
 deps:
 	@scripts/deps.sh
 
@@ -30,7 +30,7 @@ test: deps build lint
 # noisy machine; their ratios are the ones the targets are about.
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'CreateStart' -benchtime $(BENCHTIME) -timeout 30m ./tests/
-	$(GO) test -count=1 -run '^$$' -bench 'State' -benchtime $(STATE_BENCHTIME) -timeout 30m ./tests/
+	$(GO) test -count=1 -run '^$$' -bench 'State|Stats' -benchtime $(STATE_BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'ExitWatch' -benchtime $(EXIT_BENCHTIME) -timeout 30m ./tests/
 
 # Fuzzes the ctl parser (FUZZTIME=30s by default).

@@ -206,6 +206,8 @@ type daemonProc struct {
 	// the --state-dir it is given (relative to cwd); state is then their
 	// join.
 	cwd, stateArg string
+	// env is added to the daemon's environment (KEY=VALUE).
+	env []string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -236,6 +238,16 @@ func startDaemonRelative(tb testing.TB, stateRel string, args ...string) *daemon
 	d := newDaemon(tb, args...)
 	d.cwd, d.stateArg = d.dir, stateRel
 	d.state = filepath.Join(d.dir, stateRel)
+	d.start()
+	return d
+}
+
+// startDaemonEnv is startDaemon with env (KEY=VALUE) added to the daemon's
+// environment, e.g. a $PATH without some program.
+func startDaemonEnv(tb testing.TB, env []string, args ...string) *daemon {
+	tb.Helper()
+	d := newDaemon(tb, args...)
+	d.env = env
 	d.start()
 	return d
 }
@@ -293,6 +305,9 @@ func (d *daemon) start() {
 	args = append(args, d.mnt)
 	cmd := exec.Command(ctrfsBin, args...)
 	cmd.Dir = d.cwd
+	if len(d.env) > 0 {
+		cmd.Env = append(os.Environ(), d.env...)
+	}
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf

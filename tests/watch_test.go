@@ -29,6 +29,10 @@ type event struct {
 	Status  *int      `json:"status"`
 	Count   uint64    `json:"count"`
 	Dropped uint64    `json:"dropped"`
+	// Resources (update) and Checkpoint (checkpoint); Message (error).
+	Resources  json.RawMessage `json:"resources"`
+	Checkpoint string          `json:"checkpoint"`
+	Message    string          `json:"message"`
 }
 
 // eventStream reads an events file the way a Go program would: os.Open

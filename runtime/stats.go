@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -77,7 +79,7 @@ type MemoryStats struct {
 	// UnderOOM is true while the cgroup is out of memory (v1 only).
 	UnderOOM bool `json:"under_oom"`
 	// Raw is memory.stat, every counter as the kernel names it.
-	Raw map[string]uint64 `json:"raw"`
+	Raw Counters `json:"raw"`
 }
 
 // MemoryEntry is one memory counter set, in bytes.
@@ -150,9 +152,8 @@ func readStats(cg cgroupDirs, files *statFiles) (*Stats, error) {
 	defer statBufs.Put(buf)
 	r := &statReader{buf: buf, files: files}
 	s := &Stats{
-		Time:   time.Now().UTC(),
-		Memory: MemoryStats{Raw: map[string]uint64{}},
-		Blkio:  BlkioStats{IoServiceBytesRecursive: []BlkioEntry{}, IoServicedRecursive: []BlkioEntry{}},
+		Time:  time.Now().UTC(),
+		Blkio: BlkioStats{IoServiceBytesRecursive: []BlkioEntry{}, IoServicedRecursive: []BlkioEntry{}},
 	}
 	if cg.v2 {
 		s.Cgroup = "v2"
@@ -207,15 +208,22 @@ func (r *statReader) uint(dir, name string, optional bool, max uint64) uint64 {
 }
 
 // keyed reads a file of "key value" lines (memory.stat, cpu.stat ...) and
-// calls set for each.
-func (r *statReader) keyed(dir, name string, optional bool, set func(key string, v uint64)) {
+// calls set for each. It parses the bytes as they are: a string for each
+// key would be most of a stats read's garbage.
+func (r *statReader) keyed(dir, name string, optional bool, set func(key []byte, v uint64)) {
 	b := r.file(dir, name, optional)
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		k, v, ok := bytes.Cut(bytes.TrimSpace(line), []byte{' '})
 		if !ok {
 			continue
 		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		n, err := parseDecimal(bytes.TrimSpace(v))
 		if err != nil {
 			r.fail(dir, name, err)
 			return
@@ -223,6 +231,100 @@ func (r *statReader) keyed(dir, name string, optional bool, set func(key string,
 		set(k, n)
 	}
 }
+
+// parseDecimal parses an unsigned decimal number without allocating.
+func parseDecimal(b []byte) (uint64, error) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, strconv.ErrSyntax
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, strconv.ErrSyntax
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, strconv.ErrRange
+		}
+		n = n*10 + d
+	}
+	return n, nil
+}
+
+// Counters are the "key value" lines of a cgroup file in the kernel's
+// order; they encode as one JSON object.
+type Counters struct {
+	keys []string
+	vals []uint64
+}
+
+// Get returns the value of key.
+func (c *Counters) Get(key string) (uint64, bool) {
+	for i, k := range c.keys {
+		if k == key {
+			return c.vals[i], true
+		}
+	}
+	return 0, false
+}
+
+// Len is the number of counters.
+func (c *Counters) Len() int { return len(c.keys) }
+
+func (c *Counters) add(key []byte, v uint64) {
+	c.keys = append(c.keys, internKey(key))
+	c.vals = append(c.vals, v)
+}
+
+// MarshalJSON writes the counters as one object, in the kernel's order.
+func (c Counters) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, 32*len(c.keys)+2)
+	out = append(out, '{')
+	for i, k := range c.keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, k)
+		out = append(out, ':')
+		out = strconv.AppendUint(out, c.vals[i], 10)
+	}
+	return append(out, '}'), nil
+}
+
+// appendJSONString appends s quoted for JSON: Go's quoting where it is
+// JSON's too (printable ASCII, as the kernel's names are), else
+// encoding/json's.
+func appendJSONString(out []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			b, _ := json.Marshal(s)
+			return append(out, b...)
+		}
+	}
+	return strconv.AppendQuote(out, s)
+}
+
+// internKey returns key as a string, the same one every time: memory.stat
+// names the same few dozen counters at every read. The table is bounded.
+func internKey(key []byte) string {
+	internMu.Lock()
+	defer internMu.Unlock()
+	if s, ok := interned[string(key)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(key)
+	if len(interned) < maxInterned {
+		interned[s] = s
+	}
+	return s
+}
+
+const maxInterned = 1024
+
+var (
+	internMu sync.Mutex
+	interned = map[string]string{}
+)
 
 func (r *statReader) fail(dir, name string, err error) {
 	if r.err == nil {
@@ -303,8 +405,8 @@ func (r *statReader) v1(cg cgroupDirs, s *Stats) {
 			cpu.Usage.PercpuKernel = append(cpu.Usage.PercpuKernel, k)
 		}
 	}
-	r.keyed(cg.cpuacct, "cpuacct.stat", false, func(k string, v uint64) {
-		switch k {
+	r.keyed(cg.cpuacct, "cpuacct.stat", false, func(k []byte, v uint64) {
+		switch string(k) {
 		case "user":
 			cpu.Usage.User = v * nsPerUserHZ
 		case "system":
@@ -313,8 +415,8 @@ func (r *statReader) v1(cg cgroupDirs, s *Stats) {
 	})
 	// Without CFS bandwidth control (CONFIG_CFS_BANDWIDTH) there is no
 	// cpu.stat: nothing was throttled.
-	r.keyed(cg.cpu, "cpu.stat", true, func(k string, v uint64) {
-		switch k {
+	r.keyed(cg.cpu, "cpu.stat", true, func(k []byte, v uint64) {
+		switch string(k) {
 		case "nr_periods":
 			cpu.Throttling.Periods = v
 		case "nr_throttled":
@@ -334,12 +436,12 @@ func (r *statReader) v1(cg cgroupDirs, s *Stats) {
 	m.Swap.Max = r.uint(cg.memory, "memory.memsw.max_usage_in_bytes", true, 0)
 	m.Swap.Limit = r.uint(cg.memory, "memory.memsw.limit_in_bytes", true, 0)
 	m.Swap.Failcnt = r.uint(cg.memory, "memory.memsw.failcnt", true, 0)
-	r.keyed(cg.memory, "memory.stat", false, func(k string, v uint64) { m.Raw[k] = v })
-	m.Cache = firstOf(m.Raw, "total_cache", "cache")
-	m.RSS = firstOf(m.Raw, "total_rss", "rss")
+	r.keyed(cg.memory, "memory.stat", false, m.Raw.add)
+	m.Cache = firstOf(&m.Raw, "total_cache", "cache")
+	m.RSS = firstOf(&m.Raw, "total_rss", "rss")
 	// oom_kill is there since Linux 4.13.
-	r.keyed(cg.memory, "memory.oom_control", false, func(k string, v uint64) {
-		switch k {
+	r.keyed(cg.memory, "memory.oom_control", false, func(k []byte, v uint64) {
+		switch string(k) {
 		case "oom_kill":
 			m.OOMKill = v
 		case "under_oom":
@@ -353,10 +455,10 @@ func (r *statReader) v1(cg cgroupDirs, s *Stats) {
 	r.blkioV1(cg.blkio, &s.Blkio)
 }
 
-// firstOf returns the first of keys present in m, or 0.
-func firstOf(m map[string]uint64, keys ...string) uint64 {
+// firstOf returns the first of keys present in c, or 0.
+func firstOf(c *Counters, keys ...string) uint64 {
 	for _, k := range keys {
-		if v, ok := m[k]; ok {
+		if v, ok := c.Get(k); ok {
 			return v
 		}
 	}
@@ -417,8 +519,8 @@ func (r *statReader) blkioEntries(dir, name string, data []byte) []BlkioEntry {
 // v2 reads cgroup v2 files: one group directory holds every controller.
 func (r *statReader) v2(g string, s *Stats) {
 	cpu := &s.CPU
-	r.keyed(g, "cpu.stat", false, func(k string, v uint64) {
-		switch k {
+	r.keyed(g, "cpu.stat", false, func(k []byte, v uint64) {
+		switch string(k) {
 		case "usage_usec":
 			cpu.Usage.Total = v * 1000
 		case "user_usec":
@@ -438,11 +540,11 @@ func (r *statReader) v2(g string, s *Stats) {
 	m.Usage = r.uint(g, "memory.current", false, 0)
 	m.Limit = r.uint(g, "memory.max", false, math.MaxUint64)
 	m.Max = r.uint(g, "memory.peak", true, 0) // Linux 5.19
-	r.keyed(g, "memory.stat", false, func(k string, v uint64) { m.Raw[k] = v })
-	m.Cache = m.Raw["file"]
-	m.RSS = m.Raw["anon"]
-	r.keyed(g, "memory.events", false, func(k string, v uint64) {
-		switch k {
+	r.keyed(g, "memory.stat", false, m.Raw.add)
+	m.Cache = firstOf(&m.Raw, "file")
+	m.RSS = firstOf(&m.Raw, "anon")
+	r.keyed(g, "memory.events", false, func(k []byte, v uint64) {
+		switch string(k) {
 		case "max":
 			m.Failcnt = v
 		case "oom_kill":

@@ -53,8 +53,10 @@ func TestStatsV1(t *testing.T) {
 	if m.OOMKill != 1 || m.UnderOOM {
 		t.Errorf("oom_kill/under_oom = %d/%v", m.OOMKill, m.UnderOOM)
 	}
-	if len(m.Raw) != 42 || m.Raw["total_pgfault"] != 44540 || m.Raw["hierarchical_memory_limit"] != 9223372036854771712 {
-		t.Errorf("memory.raw has %d keys: %v", len(m.Raw), m.Raw)
+	pgfault, _ := m.Raw.Get("total_pgfault")
+	limit, _ := m.Raw.Get("hierarchical_memory_limit")
+	if m.Raw.Len() != 42 || pgfault != 44540 || limit != 9223372036854771712 {
+		t.Errorf("memory.raw has %d keys: %v", m.Raw.Len(), m.Raw)
 	}
 	if s.Pids != (PidsStats{Current: 2, Limit: 100}) {
 		t.Errorf("pids = %+v", s.Pids)
@@ -89,7 +91,7 @@ func TestStatsV2(t *testing.T) {
 	if m.Usage != 671744 || m.Max != 2744320 || m.Limit != 67108864 || m.Failcnt != 3 || m.OOMKill != 1 {
 		t.Errorf("memory usage/max/limit/failcnt/oom_kill = %d/%d/%d/%d/%d", m.Usage, m.Max, m.Limit, m.Failcnt, m.OOMKill)
 	}
-	if m.Cache != 49152 || m.RSS != 114688 || len(m.Raw) != 18 {
+	if m.Cache != 49152 || m.RSS != 114688 || m.Raw.Len() != 18 {
 		t.Errorf("memory cache/rss = %d/%d, raw %v", m.Cache, m.RSS, m.Raw)
 	}
 	if want := (MemoryEntry{Usage: 671744 + 4096, Limit: math.MaxUint64, Failcnt: 3}); m.Swap != want {
@@ -128,7 +130,7 @@ func TestStatsV2Minimal(t *testing.T) {
 		t.Errorf("stats = %+v", s)
 	}
 	b, _ := json.Marshal(s)
-	for _, want := range []string{`"ioServiceBytesRecursive":[]`, `"raw":{"anon":4096,"file":0}`} {
+	for _, want := range []string{`"ioServiceBytesRecursive":[]`, `"raw":{"anon":4096,"file":0}`, `"limit":18446744073709551615`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON %s lacks %s", b, want)
 		}
@@ -161,5 +163,39 @@ func TestReadFileIntoGrows(t *testing.T) {
 	got, err := readFileInto(p, &buf)
 	if err != nil || string(got) != data {
 		t.Errorf("readFileInto = %d bytes, %v", len(got), err)
+	}
+}
+
+func TestParseDecimal(t *testing.T) {
+	for in, want := range map[string]uint64{"0": 0, "42": 42, "18446744073709551615": math.MaxUint64} {
+		if got, err := parseDecimal([]byte(in)); err != nil || got != want {
+			t.Errorf("parseDecimal(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5", "x", "18446744073709551616", "123456789012345678901", " 1"} {
+		if got, err := parseDecimal([]byte(bad)); err == nil {
+			t.Errorf("parseDecimal(%q) = %d, want an error", bad, got)
+		}
+	}
+}
+
+// TestCountersJSON: the raw counters are one JSON object in the kernel's
+// order, keys quoted as JSON wants.
+func TestCountersJSON(t *testing.T) {
+	var c Counters
+	c.add([]byte("rss"), 2)
+	c.add([]byte("cache"), 1)
+	c.add([]byte(`we"ird`), 3)
+	c.add([]byte("tab\tü"), 4)
+	b, err := json.Marshal(struct{ Raw Counters }{c})
+	if err != nil || string(b) != `{"Raw":{"rss":2,"cache":1,"we\"ird":3,"tab\tü":4}}` {
+		t.Errorf("JSON = %s, %v", b, err)
+	}
+	var back map[string]uint64
+	if err := json.Unmarshal(b[7:len(b)-1], &back); err != nil || back["cache"] != 1 {
+		t.Errorf("not valid JSON: %v", err)
+	}
+	if b, _ := json.Marshal(Counters{}); string(b) != "{}" {
+		t.Errorf("empty counters = %s", b)
 	}
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,4 +63,69 @@ func TestStatFilesKeepAndEvict(t *testing.T) {
 	if !os.IsNotExist(err) {
 		t.Errorf("read of a missing file: %v", err)
 	}
+}
+
+// TestStatFilesConcurrent reads, evicts and forgets sets from many
+// goroutines (run it with -race): no read fails, and once every set is
+// forgotten no file is left open.
+func TestStatFilesConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := 0; i < 4; i++ {
+		p := filepath.Join(dir, "f"+string(rune('a'+i)))
+		os.WriteFile(p, []byte("12345\n"), 0o644)
+		paths = append(paths, p)
+	}
+	fdsBefore := openFDs(t)
+	l := &statLRU{max: 3}
+	sets := make([]*statFiles, 8)
+	for i := range sets {
+		sets[i] = &statFiles{}
+	}
+	done := make(chan error)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			buf := make([]byte, 64)
+			for i := 0; i < 300; i++ {
+				f := sets[(g+i)%len(sets)]
+				if i%50 == 49 {
+					l.forget(f)
+					continue
+				}
+				l.touch(f)
+				f.mu.Lock()
+				for _, p := range paths {
+					if b, err := f.read(p, &buf); err != nil || string(b) != "12345\n" {
+						f.mu.Unlock()
+						done <- fmt.Errorf("read %s: %q, %v", p, b, err)
+						return
+					}
+				}
+				f.mu.Unlock()
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := len(l.order); n > l.max {
+		t.Errorf("%d sets keep files, max %d", n, l.max)
+	}
+	for _, f := range sets {
+		l.forget(f)
+	}
+	if got := openFDs(t); got != fdsBefore {
+		t.Errorf("%d fds open after every set was forgotten, %d before", got, fdsBefore)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
 }

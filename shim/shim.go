@@ -1,6 +1,8 @@
 // Package shim is ctrfs-shim: one per container process, it runs the OCI
 // runtime, tells the daemon the pid (or the runtime's error), copies the
-// process's output into bounded logs, reaps it and writes its exit status.
+// process's output (pipes or a terminal) into bounded logs, feeds its stdin
+// from a fifo, carries out close-stdin and resize, reaps it and writes its
+// exit status.
 // It shares nothing with the daemon but the files of package proto, so it
 // outlives the daemon.
 package shim
@@ -14,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 
 	runc "github.com/containerd/go-runc"
 	"github.com/ctrfs/ctrfs/shim/proto"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
@@ -130,26 +132,25 @@ func run(p *prepared, dir string) int {
 	if err := readJSON(proto.ConfigFile, &cfg); err != nil {
 		return fail(log, "shim: read %s: %v", proto.ConfigFile, err)
 	}
-	if cfg.ID == "" || cfg.Bundle == "" || cfg.Runtime == "" {
-		return fail(log, "shim: %s: id, bundle and runtime are required", proto.ConfigFile)
-	}
-	switch {
-	case cfg.Action != proto.ActionCreate && cfg.Action != proto.ActionRun && cfg.Action != proto.ActionRestore:
-		return fail(log, "shim: %s: unknown action %q", proto.ConfigFile, cfg.Action)
-	case cfg.Action == proto.ActionRestore && (cfg.Restore == nil || cfg.Restore.Path == ""):
-		return fail(log, "shim: %s: restore without a checkpoint path", proto.ConfigFile)
-	}
-	if cfg.LogMaxSize <= 0 {
-		cfg.LogMaxSize = defaultLogMaxSize
+	if err := checkConfig(&cfg); err != nil {
+		return fail(log, "shim: %s: %v", proto.ConfigFile, err)
 	}
 	log = log.WithFields(logrus.Fields{"id": cfg.ID, "process": cfg.Process})
-	log.WithFields(logrus.Fields{"action": cfg.Action, "bundle": cfg.Bundle, "runtime": cfg.Runtime}).Info("shim started")
+	log.WithFields(logrus.Fields{"action": cfg.Action, "bundle": cfg.Bundle, "runtime": cfg.Runtime,
+		"stdin": cfg.Stdin, "terminal": cfg.Terminal}).Info("shim started")
 
-	pio, err := newStdio()
+	pio, err := newStdio(cfg.Stdin, cfg.Terminal)
 	if err != nil {
 		return fail(log, "shim: %v", err)
 	}
-	stdout, err := startLogCopy(pio.outR, proto.StdoutLog, cfg.LogMaxSize)
+	// With a terminal the stdout log exists from the start, and is fed
+	// once the runtime has handed over the terminal.
+	var stdout *logCopy
+	if cfg.Terminal {
+		stdout, err = openLog(proto.StdoutLog, cfg.LogMaxSize)
+	} else {
+		stdout, err = startLogCopy(pio.outR, proto.StdoutLog, cfg.LogMaxSize)
+	}
 	if err != nil {
 		return fail(log, "shim: %v", err)
 	}
@@ -160,22 +161,71 @@ func run(p *prepared, dir string) int {
 	finishLogs := func() {
 		deadline := time.Now().Add(drainTimeout)
 		for name, c := range map[string]*logCopy{proto.StdoutLog: stdout, proto.StderrLog: stderr} {
-			dropped, err := c.finish(deadline)
+			trimmed, dropped, err := c.finish(deadline)
 			l := log.WithField("log", name)
 			if err != nil {
 				l.WithError(err).Warn("output log")
+			}
+			if trimmed > 0 {
+				l.WithField("trimmed", trimmed).Info("output log at its bound: oldest bytes let go")
 			}
 			if dropped > 0 {
 				l.WithField("dropped", dropped).Warn("output log full: bytes dropped")
 			}
 		}
 	}
+	// The fifos are opened before the runtime runs: a process is never
+	// started that could not be fed or controlled.
+	var stdinFifo, control *os.File
+	if cfg.Stdin {
+		if stdinFifo, err = openStdinFifo(); err != nil {
+			finishLogs()
+			return fail(log, "shim: open %s: %v", proto.StdinFifo, err)
+		}
+	}
+	if control, err = openControlFifo(); err != nil {
+		// A daemon that made none has no use for it (a shim started by hand).
+		log.WithError(err).Warn("no control fifo: close-stdin and resize will not work")
+		control = nil
+	}
+	var sock *consoleSocket
+	if cfg.Terminal {
+		if sock, err = newConsoleSocket(); err != nil {
+			finishLogs()
+			return fail(log, "shim: console socket: %v", err)
+		}
+	}
 
-	pid, err := runRuntime(&cfg, abs, pio)
+	pid, err := runRuntime(&cfg, abs, pio, sock)
 	pio.CloseAfterStart() // else our copies of the write ends keep EOF away
+	var console *os.File
+	if err == nil && sock != nil {
+		if console, err = sock.master(drainTimeout); err != nil {
+			err = fmt.Errorf("shim: receive the terminal from the runtime: %v", err)
+			// The process runs on a terminal nobody holds: end it.
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	if sock != nil {
+		sock.Close()
+	}
 	if err != nil {
 		finishLogs()
 		return fail(log, "%s", err.Error())
+	}
+	if console != nil {
+		stdout.copyFrom(console)
+	}
+	var stdin *stdinCopy
+	if stdinFifo != nil {
+		dst := pio.stdinW
+		if console != nil {
+			dst = console
+		}
+		stdin = startStdinCopy(stdinFifo, dst, console != nil)
+	}
+	if control != nil {
+		go serveControl(log, control, stdin, console)
 	}
 
 	// A process that is already gone was reaped with its start time, read
@@ -225,9 +275,34 @@ func run(p *prepared, dir string) int {
 	return 0
 }
 
-// runRuntime asks the runtime to create (or run, or restore) the process
-// and returns its pid. Its error is the runtime's own message where there is one.
-func runRuntime(cfg *proto.Config, dir string, io *stdio) (int, error) {
+// checkConfig checks what the daemon asked and fills in defaults.
+func checkConfig(cfg *proto.Config) error {
+	if cfg.ID == "" || cfg.Bundle == "" || cfg.Runtime == "" {
+		return errors.New("id, bundle and runtime are required")
+	}
+	switch cfg.Action {
+	case proto.ActionCreate, proto.ActionRun:
+	case proto.ActionRestore:
+		if cfg.Restore == nil || cfg.Restore.Path == "" {
+			return errors.New("restore without a checkpoint path")
+		}
+	case proto.ActionExec:
+		if len(cfg.Spec) == 0 {
+			return errors.New("exec without a process spec")
+		}
+	default:
+		return fmt.Errorf("unknown action %q", cfg.Action)
+	}
+	if cfg.LogMaxSize <= 0 {
+		cfg.LogMaxSize = defaultLogMaxSize
+	}
+	return nil
+}
+
+// runRuntime asks the runtime to create, run, restore or exec the process
+// and returns its pid. Its error is the runtime's own message where there is
+// one. sock, when not nil, receives the process's terminal.
+func runRuntime(cfg *proto.Config, dir string, io *stdio, sock *consoleSocket) (int, error) {
 	logPath := filepath.Join(dir, proto.RuntimeLog)
 	var logFrom int64 // only this call's lines name its error
 	if st, err := os.Stat(logPath); err == nil {
@@ -242,11 +317,22 @@ func runRuntime(cfg *proto.Config, dir string, io *stdio) (int, error) {
 		LogFormat: runc.JSON,
 		ExtraArgs: cfg.RuntimeArgs,
 	}
-	opts := &runc.CreateOpts{IO: io, PidFile: pidPath, NoPivot: cfg.NoPivot}
+	var cs runc.ConsoleSocket
+	if sock != nil {
+		cs = sock
+	}
 	var err error
 	switch cfg.Action {
+	case proto.ActionExec:
+		var spec specs.Process
+		if err := json.Unmarshal(cfg.Spec, &spec); err != nil {
+			return 0, fmt.Errorf("shim: process spec: %v", err)
+		}
+		err = r.Exec(context.Background(), cfg.ID, spec, &runc.ExecOpts{
+			IO: io, PidFile: pidPath, Detach: true, ConsoleSocket: cs,
+		})
 	case proto.ActionRun:
-		opts.Detach = true
+		opts := &runc.CreateOpts{IO: io, PidFile: pidPath, NoPivot: cfg.NoPivot, ConsoleSocket: cs, Detach: true}
 		_, err = r.Run(context.Background(), cfg.ID, cfg.Bundle, opts)
 	case proto.ActionRestore:
 		// CRIU's work files and restore.log go to the process directory,
@@ -258,10 +344,11 @@ func runRuntime(cfg *proto.Config, dir string, io *stdio) (int, error) {
 				AllowOpenTCP: cfg.Restore.TCP, AllowExternalUnixSockets: cfg.Restore.UnixSockets,
 				AllowTerminal: cfg.Restore.Shell, EmptyNamespaces: cfg.Restore.EmptyNS,
 			},
-			IO: io, Detach: true, PidFile: pidPath, NoPivot: cfg.NoPivot,
+			IO: io, Detach: true, PidFile: pidPath, NoPivot: cfg.NoPivot, ConsoleSocket: cs,
 			NoSubreaper: true, // the shim is the subreaper; runc exits at once
 		})
 	default:
+		opts := &runc.CreateOpts{IO: io, PidFile: pidPath, NoPivot: cfg.NoPivot, ConsoleSocket: cs}
 		err = r.Create(context.Background(), cfg.ID, cfg.Bundle, opts)
 	}
 	if err != nil {
@@ -313,52 +400,6 @@ func runtimeError(path string, offset int64) string {
 func oneLine(s string) string {
 	return strings.TrimSpace(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }
-
-// stdio is the process's runc.IO: real pipe ends, so exec.Cmd hands them
-// to runc as they are (no copying goroutine) and runc to the container.
-type stdio struct {
-	stdin                  *os.File // /dev/null until stdin is supported
-	outR, outW, errR, errW *os.File
-}
-
-func newStdio() (*stdio, error) {
-	s := &stdio{}
-	var err error
-	if s.stdin, err = os.Open(os.DevNull); err != nil {
-		return nil, err
-	}
-	if s.outR, s.outW, err = os.Pipe(); err != nil {
-		return nil, err
-	}
-	if s.errR, s.errW, err = os.Pipe(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *stdio) Set(c *exec.Cmd) {
-	c.Stdin, c.Stdout, c.Stderr = s.stdin, s.outW, s.errW
-}
-
-// CloseAfterStart closes the child's ends; go-runc calls it after `create`
-// started, Main after the runtime returned. Closing twice is harmless.
-func (s *stdio) CloseAfterStart() error {
-	s.stdin.Close()
-	s.outW.Close()
-	s.errW.Close()
-	return nil
-}
-
-func (s *stdio) Close() error {
-	s.CloseAfterStart()
-	s.outR.Close()
-	s.errR.Close()
-	return nil
-}
-
-func (s *stdio) Stdin() io.WriteCloser { return nil }
-func (s *stdio) Stdout() io.ReadCloser { return s.outR }
-func (s *stdio) Stderr() io.ReadCloser { return s.errR }
 
 // reportPipe returns the inherited report pipe, or nil when fd 3 is not
 // open (the shim was started by hand).

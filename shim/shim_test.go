@@ -75,7 +75,71 @@ func TestParseStartTime(t *testing.T) {
 	}
 }
 
-func TestBoundedFile(t *testing.T) {
+// streamBytes is a stream whose every 8-byte group names its own offset,
+// so any window of it can be checked for place and order.
+func streamBytes(n int) []byte {
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		copy(b[i:], fmt.Sprintf("%07x\n", i&0xfffffff))
+	}
+	return b[:n]
+}
+
+func TestBoundedFileKeepsTheTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	const bound = 64 << 10
+	b, err := openBounded(path, bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.punch {
+		t.Skip("the temp dir's filesystem cannot punch holes")
+	}
+	stream := streamBytes(1<<20 + 12345)
+	for off, n := 0, 1; off < len(stream); off, n = off+n, n*7%5000+1 {
+		p := stream[off:min(off+n, len(stream))]
+		if w, err := b.Write(p); w != len(p) || err != nil {
+			t.Fatalf("Write = %d, %v; want %d, nil", w, err, len(p))
+		}
+		if kept := b.size - b.start; kept > bound {
+			t.Fatalf("after %d bytes: %d kept, over the bound", off+len(p), kept)
+		}
+	}
+	b.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	if st.Size() != int64(len(stream)) {
+		t.Errorf("file size %d, want the stream's %d (offsets are the stream's)", st.Size(), len(stream))
+	}
+	start := firstData(int(f.Fd()), st.Size())
+	if start != b.start || start != b.trimmed || start%4096 != 0 {
+		t.Errorf("SEEK_DATA = %d; kept from %d, trimmed %d", start, b.start, b.trimmed)
+	}
+	kept := make([]byte, st.Size()-start)
+	if _, err := f.ReadAt(kept, start); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) > bound || len(kept) < bound-int(punchAlign(bound)) {
+		t.Errorf("kept %d bytes; want between %d and %d", len(kept), bound-punchAlign(bound), bound)
+	}
+	if !bytes.Equal(kept, stream[start:]) {
+		t.Error("the kept bytes are not the stream's tail at their offsets")
+	}
+	if b.dropped != 0 {
+		t.Errorf("dropped = %d, want 0", b.dropped)
+	}
+	var blocks unix.Stat_t
+	unix.Stat(path, &blocks)
+	if used := blocks.Blocks * 512; used > 2*bound {
+		t.Errorf("the file uses %d bytes on disk for a bound of %d", used, bound)
+	}
+}
+
+func TestBoundedFileWithoutHoles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	if err := os.WriteFile(path, []byte("abc"), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,6 +148,7 @@ func TestBoundedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.punch = false // as on a filesystem without holes: keep the head
 	for _, s := range []string{"defg", "hijklmn", "x", ""} {
 		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
 			t.Fatalf("Write(%q) = %d, %v; want %d, nil", s, n, err, len(s))
@@ -102,23 +167,23 @@ func TestBoundedFile(t *testing.T) {
 
 func TestLogCopy(t *testing.T) {
 	dir := t.TempDir()
-	// EOF before the deadline: everything up to the bound is kept.
+	// EOF before the deadline: everything is copied.
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := startLogCopy(r, filepath.Join(dir, "a"), 100)
+	c, err := startLogCopy(r, filepath.Join(dir, "a"), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Write(bytes.Repeat([]byte("z"), 150))
 	w.Close()
-	dropped, err := c.finish(time.Now().Add(5 * time.Second))
-	if err != nil || dropped != 50 {
-		t.Errorf("finish = %d, %v; want 50, nil", dropped, err)
+	trimmed, dropped, err := c.finish(time.Now().Add(5 * time.Second))
+	if err != nil || dropped != 0 || trimmed != 0 {
+		t.Errorf("finish = %d, %d, %v; want 0, 0, nil", trimmed, dropped, err)
 	}
-	if st, _ := os.Stat(filepath.Join(dir, "a")); st == nil || st.Size() != 100 {
-		t.Errorf("log size = %v, want 100", st)
+	if st, _ := os.Stat(filepath.Join(dir, "a")); st == nil || st.Size() != 150 {
+		t.Errorf("log size = %v, want 150", st)
 	}
 
 	// A writer that never closes: finish gives up at the deadline.
@@ -133,7 +198,7 @@ func TestLogCopy(t *testing.T) {
 	}
 	w.Write([]byte("hi\n"))
 	t0 := time.Now()
-	if _, err := c.finish(t0.Add(200 * time.Millisecond)); err == nil {
+	if _, _, err := c.finish(t0.Add(200 * time.Millisecond)); err == nil {
 		t.Error("finish with the pipe still open: want an error")
 	}
 	if d := time.Since(t0); d > 3*time.Second {
@@ -141,6 +206,15 @@ func TestLogCopy(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "b")); string(got) != "hi\n" {
 		t.Errorf("log = %q", got)
+	}
+
+	// A log never fed (a terminal that never came) finishes at once.
+	c, err = openLog(filepath.Join(dir, "c"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.finish(time.Now().Add(time.Second)); err != nil {
+		t.Errorf("finish of an unfed log: %v", err)
 	}
 }
 
@@ -596,8 +670,9 @@ func TestShimRuntimeError(t *testing.T) {
 }
 
 func TestShimLogBound(t *testing.T) {
-	const bound = 1000
-	e := newEnv(t, "sh", "-c", "yes | head -c 300000; echo done >&2")
+	const bound = 64 << 10
+	const total = 3 << 20
+	e := newEnv(t, "sh", "-c", fmt.Sprintf("yes | head -c %d; echo done >&2", total))
 	e.writeConfig(proto.ActionRun, bound)
 	s := e.startShim()
 	if s.report.Pid <= 0 {
@@ -609,13 +684,185 @@ func TestShimLogBound(t *testing.T) {
 	if st := e.exitStatus(); st.Status != 0 {
 		t.Errorf("exit status = %+v, want 0", st)
 	}
-	if got := e.read(proto.StdoutLog); got != strings.Repeat("y\n", bound/2) {
-		t.Errorf("stdout: %d bytes, want %d of \"y\\n\"", len(got), bound)
+	// The newest bytes are kept, at their offsets in the stream.
+	f, err := os.Open(filepath.Join(e.dir, proto.StdoutLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	start := firstData(int(f.Fd()), st.Size())
+	if st.Size() != total {
+		t.Errorf("stdout size %d, want %d", st.Size(), total)
+	}
+	kept := make([]byte, st.Size()-start)
+	f.ReadAt(kept, start)
+	if len(kept) > bound || len(kept) < bound/2 || start%2 != 0 || string(kept) != strings.Repeat("y\n", len(kept)/2) {
+		t.Errorf("stdout keeps %d bytes from %d, want the last <= %d bytes of \"y\\n\"", len(kept), start, bound)
 	}
 	if got := e.read(proto.StderrLog); got != "done\n" {
 		t.Errorf("stderr = %q", got)
 	}
-	if log := e.read(proto.ShimLog); !strings.Contains(log, `"dropped":299000`) {
-		t.Errorf("dropped bytes not logged:\n%s", log)
+	if log := e.read(proto.ShimLog); !strings.Contains(log, fmt.Sprintf(`"trimmed":%d`, start)) {
+		t.Errorf("trimmed bytes not logged:\n%s", log)
+	}
+}
+
+// execEnv is a second process dir beside e's, for an exec into e's
+// container; it makes the fifos the daemon would.
+func (e *env) execEnv(name string, spec map[string]any, stdin, terminal bool) *env {
+	t := e.t
+	x := *e
+	x.dir = filepath.Join(filepath.Dir(e.dir), name)
+	if err := os.Mkdir(x.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fifos := []string{proto.ExitFifo, proto.ControlFifo}
+	if stdin {
+		fifos = append(fifos, proto.StdinFifo)
+	}
+	for _, f := range fifos {
+		if err := unix.Mkfifo(filepath.Join(x.dir, f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := json.Marshal(spec)
+	cfg := proto.Config{
+		ID: e.id, Process: name, Action: proto.ActionExec, Bundle: e.bundle,
+		Runtime: e.runc, RuntimeRoot: e.root, Spec: raw, Stdin: stdin, Terminal: terminal,
+	}
+	data, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(x.dir, proto.ConfigFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &x
+}
+
+// control writes one message to the control fifo, as the daemon does.
+func (e *env) control(m proto.Control) {
+	e.t.Helper()
+	f, err := os.OpenFile(filepath.Join(e.dir, proto.ControlFifo), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	data, _ := json.Marshal(m)
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) writeStdin(s string) {
+	e.t.Helper()
+	f, err := os.OpenFile(filepath.Join(e.dir, proto.StdinFifo), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte(s)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitLog waits until the log name holds want.
+func (e *env) waitLog(name, want string) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for e.read(name) != want {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s = %q, want %q; shim.log:\n%s", name, e.read(name), want, e.read(proto.ShimLog))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func execSpec(args ...string) map[string]any {
+	return map[string]any{"args": args, "cwd": "/", "env": []string{"PATH=/bin"}, "user": map[string]any{"uid": 0, "gid": 0}}
+}
+
+func TestShimExecStdin(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.writeConfig(proto.ActionRun, 0)
+	s := e.startShim()
+	if s.report.Pid <= 0 {
+		t.Fatalf("report = %+v; shim.log:\n%s", s.report, e.read(proto.ShimLog))
+	}
+	defer e.runcCmd("kill", e.id, "KILL")
+
+	x := e.execEnv("cat1", execSpec("sh", "-c", "cat; echo after >&2; exit 5"), true, false)
+	xs := x.startShim()
+	if xs.report.Pid <= 0 {
+		t.Fatalf("exec report = %+v; shim.log:\n%s", xs.report, x.read(proto.ShimLog))
+	}
+	checkPidFile(t, x.read(proto.PidFile), xs.report.Pid)
+	x.writeStdin("ping\n")
+	x.waitLog(proto.StdoutLog, "ping\n")
+	// Bytes written just before close-stdin still arrive, then EOF.
+	x.writeStdin("last words")
+	x.control(proto.Control{Op: proto.ControlCloseStdin})
+	if code := xs.wait(t); code != 0 {
+		t.Fatalf("exec shim exit code %d; shim.log:\n%s", code, x.read(proto.ShimLog))
+	}
+	if st := x.exitStatus(); st.Status != 5 {
+		t.Errorf("exec exit status = %+v, want 5", st)
+	}
+	if got := x.read(proto.StdoutLog); got != "ping\nlast words" {
+		t.Errorf("stdout = %q", got)
+	}
+	if got := x.read(proto.StderrLog); got != "after\n" {
+		t.Errorf("stderr = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(x.dir, proto.StdinFifo)); !os.IsNotExist(err) {
+		t.Errorf("stdin fifo after close-stdin: %v, want it removed", err)
+	}
+	select {
+	case <-s.done:
+		t.Error("the container's shim exited with its exec")
+	default:
+	}
+}
+
+func TestShimExecTerminal(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.writeConfig(proto.ActionRun, 0)
+	s := e.startShim()
+	if s.report.Pid <= 0 {
+		t.Fatalf("report = %+v; shim.log:\n%s", s.report, e.read(proto.ShimLog))
+	}
+	defer e.runcCmd("kill", e.id, "KILL")
+
+	spec := execSpec("sh", "-c", "read x; stty size; echo got $x; cat")
+	spec["terminal"] = true
+	x := e.execEnv("t1", spec, true, true)
+	xs := x.startShim()
+	if xs.report.Pid <= 0 {
+		t.Fatalf("exec report = %+v; shim.log:\n%s", xs.report, x.read(proto.ShimLog))
+	}
+	x.control(proto.Control{Op: proto.ControlResize, Cols: 100, Rows: 40})
+	// Control and stdin are two fifos: wait for the resize to be done
+	// before the line that makes the process look.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(x.read(proto.ShimLog), `"msg":"resized"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no resize in shim.log:\n%s", x.read(proto.ShimLog))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	x.writeStdin("go\n")
+	x.waitLog(proto.StdoutLog, "go\r\n40 100\r\ngot go\r\n")
+	// close-stdin on a terminal types the EOF character: cat ends.
+	x.writeStdin("partial")
+	x.control(proto.Control{Op: proto.ControlCloseStdin})
+	if code := xs.wait(t); code != 0 {
+		t.Fatalf("exec shim exit code %d; shim.log:\n%s", code, x.read(proto.ShimLog))
+	}
+	if st := x.exitStatus(); st.Status != 0 {
+		t.Errorf("exec exit status = %+v, want 0", st)
+	}
+	if got, want := x.read(proto.StdoutLog), "go\r\n40 100\r\ngot go\r\npartialpartial"; got != want {
+		t.Errorf("stdout = %q, want %q (echo, then cat's copy)", got, want)
+	}
+	if got := x.read(proto.StderrLog); got != "" {
+		t.Errorf("stderr of a terminal process = %q, want empty", got)
 	}
 }

@@ -4,7 +4,10 @@
 // pipe. Neither side imports the other.
 package proto
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // File names inside a process's state directory (<state>/<id>/<proc>/).
 const (
@@ -23,10 +26,23 @@ const (
 	// ExitStatusFile is written by the shim (tmp + rename) after the process
 	// has been reaped and its output drained, just before the shim exits.
 	ExitStatusFile = "exitStatus"
-	// StdoutLog and StderrLog hold the process's output, bounded by
-	// Config.LogMaxSize each.
+	// StdoutLog and StderrLog hold the process's output. Each keeps at most
+	// Config.LogMaxSize bytes: past the bound the shim punches the oldest
+	// whole blocks out of the file (a hole), so file offsets stay the
+	// offsets of the stream and the first byte still kept is where
+	// lseek(SEEK_DATA) lands. With a terminal all output is in StdoutLog.
 	StdoutLog = "stdout"
 	StderrLog = "stderr"
+	// StdinFifo is a fifo made by the daemon when the process was given a
+	// stdin (Config.Stdin). The shim holds it open (O_RDWR) and copies what
+	// arrives to the process; the daemon writes into it. On close-stdin the
+	// shim copies what is left, removes the fifo and closes it: a missing
+	// fifo means stdin is closed.
+	StdinFifo = "stdin"
+	// ControlFifo is a fifo made by the daemon for every process. The shim
+	// holds it open (O_RDWR) and reads Control messages, one JSON line each
+	// (shorter than PIPE_BUF, so one write is one message).
+	ControlFifo = "control"
 	// ShimLog is the shim's own log, JSON lines.
 	ShimLog = "shim.log"
 	// RuntimeLog is the runtime's (runc's) --log file for the shim's calls.
@@ -55,6 +71,9 @@ const (
 	// ActionRestore runs `runtime restore --detach` from Config.Restore: the
 	// container comes back running from a checkpoint (CRIU images).
 	ActionRestore Action = "restore"
+	// ActionExec runs `runtime exec --detach --process SPEC`: one more
+	// process (Config.Spec) in the running container Config.ID.
+	ActionExec Action = "exec"
 )
 
 // Config is what the daemon asks a shim to run (ConfigFile).
@@ -77,6 +96,15 @@ type Config struct {
 	LogMaxSize int64 `json:"log_max_size"`
 	// Restore is the checkpoint to restore from, for ActionRestore.
 	Restore *Restore `json:"restore,omitempty"`
+	// Spec is the OCI process spec of an exec (ActionExec only).
+	Spec json.RawMessage `json:"spec,omitempty"`
+	// Stdin says StdinFifo exists and feeds the process's stdin; without
+	// it the process's stdin is /dev/null.
+	Stdin bool `json:"stdin,omitempty"`
+	// Terminal says the process runs on a terminal (its spec's
+	// process.terminal): the shim takes the console's master end through
+	// the runtime's --console-socket and copies it to StdoutLog.
+	Terminal bool `json:"terminal,omitempty"`
 }
 
 // Restore says where a checkpoint is and how it was made: a restore must
@@ -89,6 +117,25 @@ type Restore struct {
 	Shell       bool     `json:"shell,omitempty"`
 	EmptyNS     []string `json:"empty_ns,omitempty"`
 }
+
+// Control is one message on ControlFifo.
+type Control struct {
+	Op ControlOp `json:"op"`
+	// Cols and Rows are the new window size (ControlResize).
+	Cols uint16 `json:"cols,omitempty"`
+	Rows uint16 `json:"rows,omitempty"`
+}
+
+// ControlOp names what a Control message asks.
+type ControlOp string
+
+const (
+	// ControlCloseStdin: deliver what is in StdinFifo, then end the
+	// process's input (EOF; on a terminal, the EOF character, as Ctrl-D).
+	ControlCloseStdin ControlOp = "close-stdin"
+	// ControlResize sets the terminal's window size (SIGWINCH follows).
+	ControlResize ControlOp = "resize"
+)
 
 // Report is the one JSON line the shim writes to the report pipe: the pid
 // of the started process, or the runtime's error.

@@ -1,0 +1,126 @@
+package shim
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctrfs/ctrfs/shim/proto"
+	"golang.org/x/sys/unix"
+)
+
+// stdinCopy feeds the process's stdin from the stdin fifo, into which the
+// daemon writes what users write to processes/NAME/stdin.
+//
+// The shim holds the fifo O_RDWR, so it never reads EOF when a writer
+// comes and goes: the input ends only when close-stdin is asked on the
+// control fifo. Then every byte already in the fifo is still delivered
+// (the daemon's write returned only once its bytes were in the fifo, so
+// "write, then close-stdin" keeps its order), the fifo is removed (a
+// restarted daemon knows stdin is closed by its absence), and the input is
+// ended: the pipe closed, or on a terminal the EOF character typed.
+type stdinCopy struct {
+	fifo    *os.File
+	dst     *os.File // the stdin pipe's write end, or the terminal's master
+	tty     bool
+	closing atomic.Bool
+	done    chan struct{}
+}
+
+// openStdinFifo opens the stdin fifo the daemon made, O_RDWR (no EOF, no
+// blocking open) and non-blocking, so a deadline can wake its reader.
+func openStdinFifo() (*os.File, error) {
+	fd, err := unix.Open(proto.StdinFifo, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), proto.StdinFifo), nil
+}
+
+func startStdinCopy(fifo, dst *os.File, tty bool) *stdinCopy {
+	s := &stdinCopy{fifo: fifo, dst: dst, tty: tty, done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+// close asks for the end of the input, after what the fifo holds; it
+// returns at once.
+func (s *stdinCopy) close() {
+	if s.closing.Swap(true) {
+		return
+	}
+	s.fifo.SetReadDeadline(time.Now()) // wakes the reader, now and for good
+}
+
+func (s *stdinCopy) run() {
+	defer close(s.done)
+	buf := make([]byte, 64<<10)
+	var dstErr error
+	lastNL := true
+	deliver := func(p []byte) {
+		if len(p) == 0 {
+			return
+		}
+		lastNL = p[len(p)-1] == '\n'
+		// Once the process is gone its stdin is too: what still comes is
+		// read and dropped, so a writer never blocks on a full fifo.
+		if dstErr == nil {
+			_, dstErr = s.dst.Write(p)
+		}
+	}
+	for {
+		n, err := s.fifo.Read(buf)
+		deliver(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !s.closing.Load() {
+		return // the fifo failed: nothing more will come
+	}
+	// Drain without waiting: what the fifo holds was written before the
+	// close was asked.
+	if rc, err := s.fifo.SyscallConn(); err == nil {
+		rc.Read(func(fd uintptr) bool {
+			for {
+				n, err := unix.Read(int(fd), buf)
+				if n <= 0 || err != nil {
+					return true
+				}
+				deliver(buf[:n])
+			}
+		})
+	}
+	os.Remove(proto.StdinFifo)
+	s.fifo.Close()
+	if !s.tty {
+		s.dst.Close()
+		return
+	}
+	if dstErr == nil {
+		s.dst.Write(eofKeys(s.dst, lastNL))
+	}
+}
+
+// eofKeys is what ends the input on a terminal: its EOF character (Ctrl-D
+// unless changed), which ends a read at the start of a line; after a line
+// without its newline, a first one only hands over that line, so it is
+// typed twice.
+func eofKeys(console *os.File, lastNL bool) []byte {
+	eof := byte(4)
+	if rc, err := console.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS); err == nil && t.Cc[unix.VEOF] != 0 {
+				eof = t.Cc[unix.VEOF]
+			}
+		})
+	}
+	if lastNL {
+		return []byte{eof}
+	}
+	return []byte{eof, eof}
+}
+
+// errNoStdin is the answer to close-stdin for a process without stdin.
+var errNoStdin = errors.New("the process has no stdin")

@@ -20,6 +20,7 @@ const orderTimeout = 60 * time.Second
 // come from memory and the cgroup files; orders run the runtime one at a
 // time per container.
 type Container struct {
+	rt   *Runtime
 	id   string
 	dir  string
 	spec []byte // the bundle's config.json as at create
@@ -43,6 +44,7 @@ type Container struct {
 	exited  *time.Time
 	cg      cgroupDirs
 	init    *Process
+	procs   map[string]*Process // init and every exec, by name
 	deleted bool
 
 	oom oomWatch
@@ -331,11 +333,11 @@ func (c *Container) Kill(sig syscall.Signal, all bool) error {
 	return nil
 }
 
-// shimGone is called by the monitor, in its own goroutine, when a shim
-// has exited: it records the exit the shim wrote at once (every exit
-// watcher waits on this path), or, if the shim died without writing one,
-// the truth as far as it can be known (see concludeLostExit), which can
-// take seconds and so goes on in a goroutine of its own.
+// shimGone is called by the monitor, in its own goroutine, when a
+// process's shim has exited: it records the exit the shim wrote at once
+// (every exit watcher waits on this path), or, if the shim died without
+// writing one, the truth as far as it can be known (see concludeLostExit),
+// which can take seconds and so goes on in a goroutine of its own.
 func (c *Container) shimGone(p *Process) {
 	rec, err := p.readExitFile()
 	if err != nil {
@@ -377,15 +379,33 @@ func (c *Container) recordExit(p *Process, rec *exitRecord) {
 
 // concludeLostExit decides what to record when a shim died without writing
 // the exit status. If the process still runs, nothing supervises it any
-// more: ctrfs kills the container so that "stopped" is true, and records
-// that kill. If it is already gone, its status is lost: "unknown", never a
-// made-up number.
+// more: ctrfs kills it — for init, the container, so that "stopped" is
+// true — and records that kill. If it is already gone, its status is lost:
+// "unknown", never a made-up number.
 func (c *Container) concludeLostExit(p *Process) *exitRecord {
 	if !p.alive() {
 		return &exitRecord{
 			ExitStatus: exitStatusNow(0, 0),
 			Unknown:    true,
 			Reason:     "the shim died before recording the exit status",
+		}
+	}
+	if p != c.init {
+		c.log.WithField("process", p.name).Warn("shim died while the process ran; killing the process")
+		p.signal(syscall.SIGKILL)
+		for deadline := time.Now().Add(10 * time.Second); p.alive() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if p.alive() {
+			return &exitRecord{
+				ExitStatus: exitStatusNow(0, 0),
+				Unknown:    true,
+				Reason:     "the shim died and the orphaned process could not be killed",
+			}
+		}
+		return &exitRecord{
+			ExitStatus: exitStatusNow(128+int(syscall.SIGKILL), int(syscall.SIGKILL)),
+			Reason:     "the shim died; ctrfs killed the process it could no longer supervise",
 		}
 	}
 	c.log.Warn("shim died while the container ran; killing the container")

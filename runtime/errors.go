@@ -24,6 +24,12 @@ const (
 	KindRuntime
 	// KindTooBig is a command larger than the limit (EFBIG).
 	KindTooBig
+	// KindClosed is a stream that is not there or no longer takes bytes:
+	// stdin of a process started without one, closed, or exited (EPIPE).
+	KindClosed
+	// KindNotTTY is a terminal order for a process without a terminal
+	// (ENOTTY, as the kernel answers the same mistake).
+	KindNotTTY
 )
 
 // Error is an error with a Kind and a message meant for the user.

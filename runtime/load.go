@@ -62,7 +62,10 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 		rec.Resources = resourcesOf(raw) // a state.json from before updates existed
 	}
 	c := r.newContainer(rec, raw)
-	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), spec)
+	var cfg proto.Config // init's stdin and terminal; a damaged file gives neither
+	readJSON(filepath.Join(dir, initProcess, proto.ConfigFile), &cfg)
+	c.init = newProcess(c, initProcess, filepath.Join(dir, initProcess), spec, cfg)
+	c.addProcess(c.init)
 	exit, err := c.init.readExitFile()
 	if err == nil && exit == nil {
 		err = c.init.readPidFile()
@@ -86,17 +89,69 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	default:
 		c.state = Running
 	}
+	c.init.noteClosedStdin()
+	var execs []*Process
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.IsDir() && e.Name() != initProcess && CheckName("process name", e.Name()) == nil {
+				if p := r.loadExec(c, e.Name()); p != nil {
+					execs = append(execs, p)
+				}
+			}
+		}
+	}
 	r.mu.Lock()
 	r.containers[rec.ID] = c
 	r.mu.Unlock()
-	if exit == nil {
-		// A shim that died while we were down makes this fire at once.
-		if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
-			c.recordExit(c.init, damaged(err))
+	for _, p := range append([]*Process{c.init}, execs...) {
+		if p.State() == ProcExited {
+			continue
 		}
+		// A shim that died while we were down makes this fire at once.
+		if err := r.mon.watchFifo(filepath.Join(p.dir, proto.ExitFifo), func() { c.shimGone(p) }); err != nil {
+			c.recordExit(p, damaged(err))
+		}
+	}
+	if exit == nil {
 		c.watchOOM(r)
 	}
-	c.log.WithFields(map[string]any{"state": c.State(), "pid": c.init.Pid()}).Info("loaded")
+	c.log.WithFields(map[string]any{"state": c.State(), "pid": c.init.Pid(), "execs": len(execs)}).Info("loaded")
+}
+
+// loadExec rebuilds an exec process of c from its directory, and returns
+// it settled (its exit recorded if it has one), not yet watched. An exec
+// whose start never finished (no pid file, no exit status: the daemon died
+// while runc exec ran) is undone. A directory that is no exec's is left
+// alone.
+func (r *Runtime) loadExec(c *Container, name string) *Process {
+	dir := filepath.Join(c.dir, name)
+	log := c.log.WithField("process", name)
+	var cfg proto.Config
+	if err := readJSON(filepath.Join(dir, proto.ConfigFile), &cfg); err != nil || cfg.Action != proto.ActionExec {
+		log.WithError(err).Warn("not an exec's directory; leaving it alone")
+		return nil
+	}
+	p := newProcess(c, name, dir, cfg.Spec, cfg)
+	exit, err := p.readExitFile()
+	if err == nil && exit == nil {
+		err = p.readPidFile()
+		if errors.Is(err, os.ErrNotExist) {
+			log.Warn("exec cut short by a crash; undoing it")
+			c.undoExec(dir)
+			return nil
+		}
+	}
+	if err != nil {
+		exit = damaged(err)
+	}
+	if exit != nil {
+		// Recorded before this daemon's time, as init's: no event.
+		p.setExit(exit)
+		p.markDone()
+	}
+	p.noteClosedStdin()
+	c.addProcess(p)
+	return p
 }
 
 // damaged is the exit recorded for a container whose files cannot be used.

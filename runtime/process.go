@@ -20,21 +20,26 @@ type exitRecord struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// Process is one process of a container, supervised by its own shim.
+// Process is one process of a container, supervised by its own shim: the
+// container's init, or one started by exec.
 type Process struct {
-	name string
-	dir  string
-	spec []byte // the OCI process spec, JSON
+	c     *Container
+	name  string
+	dir   string
+	spec  []byte // the OCI process spec, JSON
+	stdin bool   // it was given a stdin (the stdin fifo)
+	tty   bool   // it runs on a terminal
 
-	mu    sync.RWMutex
-	pid   int
-	start uint64 // start time, against pid reuse
-	exit  *exitRecord
-	done  chan struct{} // closed once exit is set
+	mu          sync.RWMutex
+	pid         int
+	start       uint64 // start time, against pid reuse
+	exit        *exitRecord
+	done        chan struct{} // closed once exit is set
+	stdinClosed bool          // close-stdin was sent, or the fifo is gone
 }
 
-func newProcess(name, dir string, spec []byte) *Process {
-	return &Process{name: name, dir: dir, spec: spec, done: make(chan struct{})}
+func newProcess(c *Container, name, dir string, spec []byte, stdio proto.Config) *Process {
+	return &Process{c: c, name: name, dir: dir, spec: spec, stdin: stdio.Stdin, tty: stdio.Terminal, done: make(chan struct{})}
 }
 
 // Name is the process name ("init" for the container's init).
@@ -42,6 +47,15 @@ func (p *Process) Name() string { return p.name }
 
 // Spec is the OCI process spec it runs, as JSON.
 func (p *Process) Spec() []byte { return p.spec }
+
+// Terminal reports whether the process runs on a terminal.
+func (p *Process) Terminal() bool { return p.tty }
+
+// HasStdin reports whether the process was given a stdin.
+func (p *Process) HasStdin() bool { return p.stdin }
+
+// IsInit reports whether this is the container's init.
+func (p *Process) IsInit() bool { return p == p.c.init }
 
 // Pid is the host pid (it stays known after the exit).
 func (p *Process) Pid() int {
@@ -155,4 +169,14 @@ func (p *Process) readExitFile() (*exitRecord, error) {
 
 func (p *Process) writeExitFile(rec *exitRecord) error {
 	return writeJSONAtomic(filepath.Join(p.dir, proto.ExitStatusFile), rec)
+}
+
+// noteClosedStdin marks stdin closed when its fifo is gone (the shim removes
+// it at close-stdin): how a restarted daemon learns it.
+func (p *Process) noteClosedStdin() {
+	if p.stdin && !fileExists(filepath.Join(p.dir, proto.StdinFifo)) {
+		p.mu.Lock()
+		p.stdinClosed = true
+		p.mu.Unlock()
+	}
 }

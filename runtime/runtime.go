@@ -27,6 +27,10 @@ import (
 // DefaultLogMaxSize bounds each output log of a process.
 const DefaultLogMaxSize = 8 << 20
 
+// MinLogMaxSize is the smallest bound taken: a log is trimmed in whole
+// 4 KiB blocks, so a smaller one would keep next to nothing.
+const MinLogMaxSize = 64 << 10
+
 // createTimeout bounds a create: starting the shim and the runtime's create.
 const createTimeout = 2 * time.Minute
 
@@ -55,6 +59,7 @@ type Runtime struct {
 	events      *bus
 	statLRU     *statLRU
 	oomNotify   oomInotify // cgroup v2 only
+	logs        *logWatch
 	shims       *shimLauncher
 	lock        *os.File // flock on <state>/lock: one daemon per state dir
 	log         logrus.FieldLogger
@@ -71,6 +76,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.LogMaxSize <= 0 {
 		cfg.LogMaxSize = DefaultLogMaxSize
+	}
+	if cfg.LogMaxSize < MinLogMaxSize {
+		return nil, fmt.Errorf("--log-max-size %d: at least %d bytes", cfg.LogMaxSize, MinLogMaxSize)
 	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = "runc"
@@ -110,8 +118,12 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	logs, err := newLogWatch()
+	if err != nil {
+		return nil, err
+	}
 	r := &Runtime{
-		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), log: cfg.Log, lock: lock,
+		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), logs: logs, log: cfg.Log, lock: lock,
 		statLRU:    &statLRU{max: maxKeptStatFiles},
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
@@ -193,6 +205,12 @@ type CreateRequest struct {
 	Checkpoint string
 	// CheckpointDir is where the checkpoint is; "" for <bundle>/checkpoints.
 	CheckpointDir string
+	// Stdin gives init a stdin fed from processes/init/stdin.
+	Stdin bool
+	// TTY asks for init on a terminal, which the bundle's config.json must
+	// say too ("terminal": true): runc takes it from there. A bundle that
+	// says so gets a terminal without the flag.
+	TTY bool
 }
 
 // reservedIDs are names the mount's root ("ctl", "version", "events") or the
@@ -278,6 +296,14 @@ func readBundle(bundle string) ([]byte, *specs.Spec, error) {
 	return raw, &spec, nil
 }
 
+// verb is the ctl verb of the request, for messages.
+func (req *CreateRequest) verb() string {
+	if req.Start {
+		return "run"
+	}
+	return "create"
+}
+
 // reserve claims id for a create, or fails with EEXIST.
 func (r *Runtime) reserve(id string) error {
 	r.mu.Lock()
@@ -348,9 +374,14 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	if restore != nil {
 		rec.RestoredFrom = restore.Path
 	}
+	if req.TTY && !spec.Process.Terminal {
+		return nil, Errorf(KindInvalid, "%s: --tty: bundle %q says \"terminal\": false in config.json; init runs on a terminal when the bundle says \"terminal\": true", req.verb(), req.Bundle)
+	}
 	c := r.newContainer(rec, raw)
 	procSpec, _ := processSpecOf(raw)
-	c.init = newProcess(initProcess, filepath.Join(dir, initProcess), procSpec)
+	stdio := proto.Config{Stdin: req.Stdin, Terminal: spec.Process.Terminal}
+	c.init = newProcess(c, initProcess, filepath.Join(dir, initProcess), procSpec, stdio)
+	c.addProcess(c.init)
 
 	fail := func(err error) (*Container, error) {
 		r.undoCreate(req.ID, rtPath)
@@ -376,6 +407,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 		ID: req.ID, Process: initProcess, Action: action, Bundle: rec.Bundle,
 		Runtime: rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
 		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize, Restore: restore,
+		Stdin: stdio.Stdin, Terminal: stdio.Terminal,
 	})
 	if err != nil && restore != nil {
 		// The shim's message ends with the errors of restore.log.
@@ -423,7 +455,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 
 func (r *Runtime) newContainer(rec containerRecord, spec []byte) *Container {
 	c := &Container{
-		id: rec.ID, dir: filepath.Join(r.cfg.StateDir, rec.ID), spec: spec, rec: rec,
+		rt: r, id: rec.ID, dir: filepath.Join(r.cfg.StateDir, rec.ID), spec: spec, rec: rec,
 		cli: newRuntimeCLI(rec.RuntimePath, r.runtimeRoot, rec.RuntimeArgs),
 		log: r.log.WithField("id", rec.ID), bus: r.events, statLRU: r.statLRU,
 	}
@@ -463,10 +495,27 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 	if err := c.cli.delete(ctx, id, force || state != Stopped); err != nil {
 		return c.failed(OrderDelete, err)
 	}
+	deadline := time.After(shimExitWait)
 	select {
 	case <-c.init.Done():
-	case <-time.After(shimExitWait):
+	case <-deadline:
 		return Errorf(KindInternal, "delete: container %q: its shim did not exit in %s", id, shimExitWait)
+	}
+	// The execs die with init (the kernel kills a pid namespace with its
+	// init); one that outlives it (a container without a pid namespace of
+	// its own) is killed. Their shims must be gone before their directories.
+	for _, p := range c.execs() {
+		select {
+		case <-p.Done():
+			continue
+		case <-time.After(time.Second):
+		}
+		p.signal(syscall.SIGKILL)
+		select {
+		case <-p.Done():
+		case <-deadline:
+			return Errorf(KindInternal, "delete: container %q: the shim of process %q did not exit in %s", id, p.name, shimExitWait)
+		}
 	}
 	c.mu.Lock()
 	c.deleted = true

@@ -104,8 +104,14 @@ func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config)
 	if err := writeJSONAtomic(filepath.Join(dir, proto.ConfigFile), cfg); err != nil {
 		return 0, err
 	}
-	if err := unix.Mkfifo(filepath.Join(dir, proto.ExitFifo), 0o600); err != nil {
-		return 0, fmt.Errorf("make exit fifo: %w", err)
+	fifos := []string{proto.ExitFifo, proto.ControlFifo}
+	if cfg.Stdin {
+		fifos = append(fifos, proto.StdinFifo)
+	}
+	for _, name := range fifos {
+		if err := unix.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+			return 0, fmt.Errorf("make %s fifo: %w", name, err)
+		}
 	}
 	s, err := l.take()
 	if err != nil {

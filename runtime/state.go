@@ -25,6 +25,7 @@ const (
 	OrderUpdate Order = "update"
 	// OrderCheckpoint checkpoints the container with CRIU (runc checkpoint).
 	OrderCheckpoint Order = "checkpoint"
+	OrderExec       Order = "exec"
 )
 
 // allowed lists, for each order, the states it may be given in. delete
@@ -40,6 +41,9 @@ var allowed = map[Order][]State{
 	// runc refuses to checkpoint a created container; CRIU can dump a
 	// frozen one.
 	OrderCheckpoint: {Running, Paused},
+	// runc execs into a running container only: not a created one (its
+	// init has not run the user's program) nor a frozen one.
+	OrderExec: {Running},
 }
 
 // check returns nil when order may be given to container id in state s.
@@ -64,6 +68,8 @@ func (s State) check(order Order, id string) error {
 		return Errorf(KindBusy, "update: container %q is stopped: it has no cgroups to update", id)
 	case OrderCheckpoint:
 		return Errorf(KindBusy, "checkpoint: container %q is %s, not running or paused", id, s)
+	case OrderExec:
+		return Errorf(KindBusy, "exec: container %q is %s, not running", id, s)
 	}
 	return Errorf(KindInvalid, "unknown order %q", order)
 }

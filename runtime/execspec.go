@@ -1,0 +1,228 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ExecRequest is what `exec NAME ...` asks: one more process in a running
+// container. It comes in two forms: the argv form (Args and the options
+// beside it) and the JSON form (Spec, a one-line OCI process spec). In
+// both, what is not given comes from the container's own process spec,
+// except the terminal, which is never inherited: it is a choice of how the
+// process is attached, not a property of the image.
+type ExecRequest struct {
+	Name string
+	// Args is the command of the argv form.
+	Args []string
+	// Cwd, when set, replaces the container's working directory.
+	Cwd string
+	// Env adds KEY=VALUE pairs to the container's environment, replacing
+	// a KEY it has.
+	Env []string
+	// User is "UID" or "UID:GID", numbers; without GID the container's GID
+	// stays.
+	User string
+	// Terminal runs the process on a terminal (argv form: --tty).
+	Terminal bool
+	// Stdin gives the process a stdin fed from processes/NAME/stdin; without
+	// it the process reads /dev/null. Both forms take it.
+	Stdin bool
+	// Spec is the JSON form: its top-level fields replace the container's;
+	// "terminal" is false unless it says true.
+	Spec []byte
+}
+
+// reservedProcessNames are the names of files the container's state
+// directory holds beside its process directories.
+var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true}
+
+// Check validates everything that can be checked without the container:
+// the parser calls it so that a whole write is checked before any of it
+// runs.
+func (r *ExecRequest) Check() error {
+	if err := CheckName("process name", r.Name); err != nil {
+		return err
+	}
+	if reservedProcessNames[r.Name] {
+		return Errorf(KindInvalid, "process name %q is reserved: the container's state directory uses it", r.Name)
+	}
+	if r.Spec != nil {
+		if r.Args != nil || r.Cwd != "" || r.Env != nil || r.User != "" || r.Terminal {
+			return Errorf(KindInvalid, "exec: a JSON process spec takes only --stdin; say the rest in the JSON")
+		}
+		_, err := parseUserSpec(r.Spec)
+		return err
+	}
+	if len(r.Args) == 0 {
+		return Errorf(KindInvalid, "exec: no command (empty argv): exec NAME [options] -- COMMAND [ARG]...")
+	}
+	if r.Cwd != "" && !path.IsAbs(r.Cwd) {
+		return Errorf(KindInvalid, "exec: --cwd %q must be an absolute path", r.Cwd)
+	}
+	for _, e := range r.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return Errorf(KindInvalid, "exec: --env %q: want KEY=VALUE", e)
+		}
+	}
+	if r.User != "" {
+		if _, _, _, err := parseUser(r.User); err != nil {
+			return err
+		}
+	}
+	return checkStrings(r.Args, r.Env, []string{r.Cwd})
+}
+
+// parseUser parses "UID" or "UID:GID" (numbers: there is no user database
+// to look names up in, the container's /etc/passwd being the image's).
+func parseUser(s string) (uid, gid uint32, hasGID bool, err error) {
+	u, g, hasGID := strings.Cut(s, ":")
+	bad := Errorf(KindInvalid, "exec: --user %q: want UID or UID:GID, numbers from 0 to 4294967294", s)
+	uid64, err1 := strconv.ParseUint(u, 10, 32)
+	if err1 != nil || uid64 == 1<<32-1 {
+		return 0, 0, false, bad
+	}
+	var gid64 uint64
+	if hasGID {
+		var err2 error
+		if gid64, err2 = strconv.ParseUint(g, 10, 32); err2 != nil || gid64 == 1<<32-1 {
+			return 0, 0, false, bad
+		}
+	}
+	return uint32(uid64), uint32(gid64), hasGID, nil
+}
+
+// parseUserSpec checks the JSON form: one JSON object whose fields are all
+// OCI process fields.
+func parseUserSpec(raw []byte) (map[string]json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, Errorf(KindInvalid, "exec: the process spec is not one JSON object: %v", jsonErr(err))
+	}
+	if err := strictDecode(raw, &specs.Process{}); err != nil {
+		return nil, Errorf(KindInvalid, "exec: the process spec: %v", jsonErr(err))
+	}
+	return fields, nil
+}
+
+func strictDecode(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("data after the JSON object")
+	}
+	return nil
+}
+
+func jsonErr(err error) string {
+	if err == nil {
+		return "null"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// buildExecSpec makes the process spec of an exec from the container's
+// process spec (base, JSON) and the request, and checks it.
+func buildExecSpec(base []byte, r *ExecRequest) ([]byte, *specs.Process, error) {
+	var p specs.Process
+	if r.Spec != nil {
+		fields, err := parseUserSpec(r.Spec)
+		if err != nil {
+			return nil, nil, err
+		}
+		merged := map[string]json.RawMessage{}
+		if err := json.Unmarshal(base, &merged); err != nil {
+			return nil, nil, Errorf(KindInternal, "exec: the container's process spec: %v", err)
+		}
+		delete(merged, "terminal")
+		delete(merged, "consoleSize")
+		for k, v := range fields {
+			merged[k] = v
+		}
+		raw, _ := json.Marshal(merged)
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, nil, Errorf(KindInvalid, "exec: the process spec: %v", jsonErr(err))
+		}
+	} else {
+		if err := json.Unmarshal(base, &p); err != nil {
+			return nil, nil, Errorf(KindInternal, "exec: the container's process spec: %v", err)
+		}
+		p.Args = append([]string(nil), r.Args...)
+		p.Terminal = r.Terminal
+		p.ConsoleSize = nil
+		if r.Cwd != "" {
+			p.Cwd = r.Cwd
+		}
+		p.Env = mergeEnv(p.Env, r.Env)
+		if r.User != "" {
+			uid, gid, hasGID, err := parseUser(r.User)
+			if err != nil {
+				return nil, nil, err
+			}
+			p.User.UID = uid
+			if hasGID {
+				p.User.GID = gid
+			}
+		}
+	}
+	if len(p.Args) == 0 {
+		return nil, nil, Errorf(KindInvalid, "exec: no command (empty args)")
+	}
+	if !path.IsAbs(p.Cwd) {
+		return nil, nil, Errorf(KindInvalid, "exec: cwd %q must be an absolute path", p.Cwd)
+	}
+	for _, e := range p.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return nil, nil, Errorf(KindInvalid, "exec: env %q: want KEY=VALUE", e)
+		}
+	}
+	if err := checkStrings(p.Args, p.Env, []string{p.Cwd}); err != nil {
+		return nil, nil, err
+	}
+	raw, err := json.Marshal(&p)
+	if err != nil {
+		return nil, nil, Errorf(KindInternal, "exec: %v", err)
+	}
+	return raw, &p, nil
+}
+
+// mergeEnv returns base with add's pairs, each replacing base's pair of the
+// same key, in place, or appended.
+func mergeEnv(base, add []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if ok, _, _ := strings.Cut(old, "="); ok == k {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// checkStrings refuses NUL bytes, which no argv, environment or path can
+// hold.
+func checkStrings(lists ...[]string) error {
+	for _, l := range lists {
+		for _, s := range l {
+			if strings.ContainsRune(s, 0) {
+				return Errorf(KindInvalid, "exec: %q holds a NUL byte", s)
+			}
+		}
+	}
+	return nil
+}

@@ -22,12 +22,13 @@ type containerDir struct {
 	state, pids, oom *watchedFile
 
 	mu    sync.Mutex
-	procs map[string]*processDir // by process name
+	procs map[*runtime.Process]*processDir // stable nodes: one per process
+	n     *notifier
 }
 
 func newContainerDir(f *FS, c *runtime.Container) *containerDir {
-	d := &containerDir{c: c}
-	d.ctl = &ctlFile{verbs: containerVerbs, run: func(cmd command) error { return runContainer(f.rt, c, cmd) }, lastErr: &lastError{}}
+	d := &containerDir{c: c, n: f.n, procs: map[*runtime.Process]*processDir{}}
+	d.ctl = &ctlFile{verbs: containerVerbs, grammar: containerGrammar, run: func(cmd command) error { return runContainer(f.rt, c, cmd) }, lastErr: &lastError{}}
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
 	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {
@@ -41,8 +42,6 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 	d.oom = newWatchedFile(f.n, rel("oom"), func() ([]byte, error) {
 		return text(strconv.FormatUint(c.OOMCount(), 10)), nil
 	})
-	init := newProcessDir(f.n, rel("processes/init"), c.Init())
-	d.procs = map[string]*processDir{"init": init}
 	d.entries = map[string]fs.Node{
 		"ctl":   d.ctl,
 		"state": d.state,
@@ -59,7 +58,7 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 		"bundle":      newROFile(func() ([]byte, error) { return text(c.Bundle()), nil }),
 		"runtime":     newROFile(func() ([]byte, error) { return text(c.RuntimeName()), nil }),
 		"config.json": newROFile(func() ([]byte, error) { return c.Spec(), nil }),
-		"processes":   &staticDir{entries: map[string]fs.Node{"init": init}},
+		"processes":   &processesDir{d: d},
 		"checkpoints": &checkpointsDir{c: c, lastErr: d.ctl.lastErr},
 	}
 	return d
@@ -67,9 +66,30 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 
 // process returns the directory node of the process called name, if any.
 func (d *containerDir) process(name string) *processDir {
+	p := d.c.Process(name)
+	if p == nil {
+		return nil
+	}
+	return d.dirFor(p)
+}
+
+// dirFor returns the one directory node of process p. Stable nodes keep
+// inode numbers stable, which inotify watchers depend on; a name reused
+// after a removal is a new process and gets a new node.
+func (d *containerDir) dirFor(p *runtime.Process) *processDir {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.procs[name]
+	if pd, ok := d.procs[p]; ok {
+		return pd
+	}
+	for old := range d.procs { // forget the nodes of removed processes
+		if d.c.Process(old.Name()) != old {
+			delete(d.procs, old)
+		}
+	}
+	pd := newProcessDir(d.n, path.Join(d.c.ID(), "processes", p.Name()), p)
+	d.procs[p] = pd
+	return pd
 }
 
 // statsFile is ID/stats: a fresh JSON snapshot at each open; empty once
@@ -102,15 +122,20 @@ func runContainer(rt *runtime.Runtime, c *runtime.Container, cmd command) error 
 		return c.Update(cmd.update)
 	case "checkpoint":
 		return c.Checkpoint(cmd.checkpoint)
+	case "exec":
+		_, err := c.Exec(cmd.exec)
+		return err
 	case "delete":
 		return rt.Delete(c, cmd.force)
 	}
 	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
 
-// processDir is processes/NAME: pid, state, exit, wait, spec.
+// processDir is processes/NAME: ctl, pid, state, exit, wait, spec, stdin,
+// stdout, stderr.
 type processDir struct {
 	staticDir
+	ctl         *ctlFile
 	state, exit *watchedFile
 	wait        *waitFile
 }
@@ -118,19 +143,37 @@ type processDir struct {
 // newProcessDir makes the directory of process p, at rel under the mount.
 func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
 	d := &processDir{
+		ctl:   &ctlFile{verbs: processVerbs, grammar: processGrammar, run: func(cmd command) error { return runProcess(p, cmd) }, lastErr: &lastError{}},
 		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
 		exit:  newWatchedFile(n, path.Join(rel, "exit"), func() ([]byte, error) { return text(p.ExitText()), nil }),
 		wait:  &waitFile{p: p},
 	}
 	d.exit.settled = d.wait.done
 	d.entries = map[string]fs.Node{
-		"pid":   newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
-		"state": d.state,
-		"exit":  d.exit,
-		"wait":  d.wait,
-		"spec":  newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
+		"ctl":    d.ctl,
+		"pid":    newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
+		"state":  d.state,
+		"exit":   d.exit,
+		"wait":   d.wait,
+		"spec":   newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
+		"stdin":  &stdinFile{p: p, lastErr: d.ctl.lastErr},
+		"stdout": &outputFile{p: p, stream: runtime.Stdout, n: n},
+		"stderr": &outputFile{p: p, stream: runtime.Stderr, n: n},
 	}
 	return d
+}
+
+// runProcess carries out one command written to a process's ctl.
+func runProcess(p *runtime.Process, cmd command) error {
+	switch cmd.verb {
+	case "kill":
+		return p.Signal(cmd.signal)
+	case "close-stdin":
+		return p.CloseStdin()
+	case "resize":
+		return p.Resize(cmd.cols, cmd.rows)
+	}
+	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
 
 // exited tells the process's watchers that it has exited.

@@ -15,7 +15,7 @@ import (
 // A fresh open reads the verbs and the last error.
 type ctlFile struct {
 	verbs   string
-	root    bool                // root ctl grammar, or a container's
+	grammar grammar             // the root's, a container's or a process's
 	run     func(command) error // carries out one command
 	lastErr *lastError
 }
@@ -49,6 +49,13 @@ func (f *ctlFile) Attr(ctx context.Context, a *fuse.Attr) error {
 // Setattr accepts the truncation to 0 that `echo cmd > ctl` (O_TRUNC) sends,
 // and time changes (touch); nothing else.
 func (f *ctlFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return acceptTruncate(req, resp)
+}
+
+// acceptTruncate is Setattr of a file written as a stream (ctl, stdin):
+// the truncation to 0 of a shell's `>` and time changes are accepted and
+// change nothing; anything else is EACCES.
+func acceptTruncate(req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	ok := fuse.SetattrSize | fuse.SetattrAtime | fuse.SetattrMtime | fuse.SetattrAtimeNow |
 		fuse.SetattrMtimeNow | fuse.SetattrHandle | fuse.SetattrLockOwner
 	if req.Valid&^ok != 0 || (req.Valid.Size() && req.Size != 0) {
@@ -79,7 +86,7 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 	defer h.mu.Unlock()
 	var out strings.Builder
 	var fail error
-	cmds, err := parseCommands(req.Data, h.file.root)
+	cmds, err := parseCommands(req.Data, h.file.grammar)
 	if err != nil {
 		fail = err
 		out.WriteString("error: " + describe(err) + "\n")

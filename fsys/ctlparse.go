@@ -2,6 +2,7 @@ package fsys
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -13,8 +14,19 @@ const maxCommandSize = 64 << 10
 
 const (
 	rootVerbs      = "create ID BUNDLE [opts] | run ID BUNDLE [opts] | delete ID [--force]"
-	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | update KEY=VALUE...|{JSON} | " +
-		"checkpoint NAME [--exit] [--tcp] [--unix-sockets] [--shell] [--empty-ns NS] [--dir DIR] | delete [--force]"
+	containerVerbs = "start | pause | resume | kill [SIGNAL] [--all] | exec NAME [opts] -- ARGV... | exec NAME [--stdin] {JSON} | " +
+		"update KEY=VALUE...|{JSON} | checkpoint NAME [--exit] [--tcp] [--unix-sockets] [--shell] [--empty-ns NS] [--dir DIR] | delete [--force]"
+	processVerbs = "kill [SIGNAL] | close-stdin | resize COLS ROWS"
+)
+
+// grammar says which ctl file a write is for: the root's, a container's or
+// a process's.
+type grammar int
+
+const (
+	rootGrammar grammar = iota
+	containerGrammar
+	processGrammar
 )
 
 // command is one parsed ctl line.
@@ -22,20 +34,21 @@ type command struct {
 	text string // the line as written, for results
 	verb string
 
-	create runtime.CreateRequest // create, run
-	id     string                // root delete
-	force  bool                  // delete
-	signal syscall.Signal        // kill
-	all    bool                  // kill
-	update runtime.UpdateRequest // update
+	create     runtime.CreateRequest // create, run
+	id         string                // root delete
+	force      bool                  // delete
+	signal     syscall.Signal        // kill
+	all        bool                  // kill
+	update     runtime.UpdateRequest // update
+	exec       runtime.ExecRequest   // exec
+	cols, rows uint16                // resize
 	// checkpoint is the checkpoint order.
 	checkpoint runtime.CheckpointRequest
 }
 
-// parseCommands parses a whole write into commands, root ctl verbs when
-// root is true, container ctl verbs otherwise. Nothing runs unless all of it
-// parses.
-func parseCommands(data []byte, root bool) ([]command, error) {
+// parseCommands parses a whole write into commands of grammar g. Nothing
+// runs unless all of it parses.
+func parseCommands(data []byte, g grammar) ([]command, error) {
 	if len(data) > maxCommandSize {
 		// The kernel splits a large write(2) into chunks: len(data) is a
 		// chunk's size, not the write's, so the text does not quote it.
@@ -51,10 +64,12 @@ func parseCommands(data []byte, root bool) ([]command, error) {
 		}
 		words, err := splitWords(line)
 		var obj string
-		if !root {
-			// update takes its JSON object as written (see cutJSON).
+		if g == containerGrammar {
+			// update and exec take their JSON object as written (see
+			// cutJSON), not split into words.
 			if head, o, ok := cutJSON(line); ok {
-				if hw, herr := splitWords(head); herr == nil && len(hw) > 0 && hw[0] == "update" {
+				if hw, herr := splitWords(head); herr == nil && len(hw) > 0 &&
+					(hw[0] == "update" || hw[0] == "exec" && execJSONForm(hw[1:])) {
 					words, obj, err = hw, o, nil
 				}
 			}
@@ -63,10 +78,13 @@ func parseCommands(data []byte, root bool) ([]command, error) {
 			return nil, lineError(many, n, trimmed, err)
 		}
 		cmd := command{text: trimmed, verb: words[0]}
-		if root {
+		switch g {
+		case rootGrammar:
 			err = parseRootCommand(&cmd, words[1:])
-		} else {
+		case containerGrammar:
 			err = parseContainerCommand(&cmd, words[1:], obj)
+		default:
+			err = parseProcessCommand(&cmd, words[1:])
 		}
 		if err != nil {
 			return nil, lineError(many, n, trimmed, err)
@@ -120,7 +138,7 @@ func parseCreate(cmd *command, args []string) error {
 	req.Start = cmd.verb == "run"
 	var labels, rtArgs []string
 	pos, err := parseFlags(args,
-		map[string]*bool{"--no-pivot": &req.NoPivot},
+		map[string]*bool{"--no-pivot": &req.NoPivot, "--stdin": &req.Stdin, "--tty": &req.TTY},
 		map[string]func(string){
 			"--label":          func(v string) { labels = append(labels, v) },
 			"--runtime":        func(v string) { req.Runtime = v },
@@ -132,7 +150,7 @@ func parseCreate(cmd *command, args []string) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--checkpoint NAME [--checkpoint-dir DIR]]", cmd.verb)
+		return fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--checkpoint NAME [--checkpoint-dir DIR]]", cmd.verb)
 	}
 	req.ID, req.Bundle = pos[0], pos[1]
 	req.RuntimeArgs = rtArgs
@@ -204,20 +222,9 @@ func parseContainerCommand(cmd *command, args []string, obj string) error {
 	case "delete":
 		pos, err = parseFlags(args, map[string]*bool{"--force": &cmd.force}, nil)
 	case "kill":
-		// Accept the kill(1) habit: "kill -9", "kill -KILL".
-		if len(args) > 0 && strings.HasPrefix(args[0], "-") && !strings.HasPrefix(args[0], "--") {
-			args = append([]string{args[0][1:]}, args[1:]...)
-		}
-		pos, err = parseFlags(args, map[string]*bool{"--all": &cmd.all}, nil)
-		if err == nil {
-			cmd.signal = syscall.SIGTERM
-			if len(pos) > 0 {
-				if cmd.signal, err = parseSignal(pos[0]); err != nil {
-					return err
-				}
-				pos = pos[1:]
-			}
-		}
+		pos, err = parseKill(cmd, args, true)
+	case "exec":
+		return parseExec(cmd, args, obj)
 	default:
 		return fmt.Errorf("unknown verb %q (verbs: %s)", cmd.verb, containerVerbs)
 	}
@@ -228,6 +235,73 @@ func parseContainerCommand(cmd *command, args []string, obj string) error {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	return nil
+}
+
+// parseKill parses `kill [SIGNAL]` (and, for a container, --all).
+func parseKill(cmd *command, args []string, withAll bool) ([]string, error) {
+	// Accept the kill(1) habit: "kill -9", "kill -KILL".
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") && !strings.HasPrefix(args[0], "--") {
+		args = append([]string{args[0][1:]}, args[1:]...)
+	}
+	bools := map[string]*bool{}
+	if withAll {
+		bools["--all"] = &cmd.all
+	}
+	pos, err := parseFlags(args, bools, nil)
+	if err != nil {
+		return nil, err
+	}
+	cmd.signal = syscall.SIGTERM
+	if len(pos) > 0 {
+		if cmd.signal, err = parseSignal(pos[0]); err != nil {
+			return nil, err
+		}
+		pos = pos[1:]
+	}
+	return pos, nil
+}
+
+func parseProcessCommand(cmd *command, args []string) error {
+	var pos []string
+	var err error
+	switch cmd.verb {
+	case "kill":
+		pos, err = parseKill(cmd, args, false)
+	case "close-stdin":
+		pos, err = parseFlags(args, nil, nil)
+	case "resize":
+		if pos, err = parseFlags(args, nil, nil); err != nil {
+			return err
+		}
+		if len(pos) != 2 {
+			return fmt.Errorf("usage: resize COLS ROWS")
+		}
+		if cmd.cols, err = parseDimension("COLS", pos[0]); err != nil {
+			return err
+		}
+		if cmd.rows, err = parseDimension("ROWS", pos[1]); err != nil {
+			return err
+		}
+		pos = nil
+	default:
+		return fmt.Errorf("unknown verb %q (verbs: %s)", cmd.verb, processVerbs)
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
+// parseDimension parses a terminal's width or height: 1 to 65535.
+func parseDimension(what, s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("resize: %s %q: want a number from 1 to 65535", what, s)
+	}
+	return uint16(n), nil
 }
 
 // parseFlags separates --flags (anywhere after the verb) from positional

@@ -42,7 +42,7 @@ func TestSplitWords(t *testing.T) {
 }
 
 func TestParseRoot(t *testing.T) {
-	cmds, err := parseCommands([]byte("run web /b --label a=1 --label 'b=x y' --runtime-arg --debug --no-pivot\n# note\n\ndelete old --force"), true)
+	cmds, err := parseCommands([]byte("run web /b --label a=1 --label 'b=x y' --runtime-arg --debug --no-pivot --stdin --tty\n# note\n\ndelete old --force"), rootGrammar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestParseRoot(t *testing.T) {
 		t.Fatalf("got %d commands, want 2", len(cmds))
 	}
 	req := cmds[0].create
-	want := runtime.CreateRequest{ID: "web", Bundle: "/b", Start: true, NoPivot: true,
+	want := runtime.CreateRequest{ID: "web", Bundle: "/b", Start: true, NoPivot: true, Stdin: true, TTY: true,
 		Labels: map[string]string{"a": "1", "b": "x y"}, RuntimeArgs: []string{"--debug"}}
 	if !reflect.DeepEqual(req, want) {
 		t.Errorf("create request = %+v, want %+v", req, want)
@@ -71,7 +71,7 @@ func TestParseContainer(t *testing.T) {
 		"delete --force":    {verb: "delete", force: true},
 		"pause":             {verb: "pause"},
 	} {
-		cmds, err := parseCommands([]byte(in), false)
+		cmds, err := parseCommands([]byte(in), containerGrammar)
 		if err != nil {
 			t.Errorf("%q: %v", in, err)
 			continue
@@ -87,37 +87,37 @@ func TestParseContainer(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		root bool
+		g    grammar
 		kind runtime.Kind
 		msg  string
 	}{
-		{"frobnicate", true, runtime.KindInvalid, "unknown verb"},
-		{"run web", true, runtime.KindInvalid, "usage"},
-		{"run web /b extra", true, runtime.KindInvalid, "usage"},
-		{"run -x /b", true, runtime.KindInvalid, "unknown option"},
-		{"run ../a /b", true, runtime.KindInvalid, "invalid container id"},
-		{"run a/b /b", true, runtime.KindInvalid, "invalid container id"},
-		{"run .a /b", true, runtime.KindInvalid, "invalid container id"},
-		{"run " + strings.Repeat("a", 129) + " /b", true, runtime.KindInvalid, "invalid container id"},
-		{"run web rel/path", true, runtime.KindInvalid, "absolute"},
-		{"run web /b --label nokey", true, runtime.KindInvalid, "KEY=VALUE"},
-		{"run web /b --runtime-arg --root=/x", true, runtime.KindInvalid, "itself"},
-		{"run web /b --runtime-arg plain", true, runtime.KindInvalid, "--flag"},
-		{"run web /b --label", true, runtime.KindInvalid, "needs a value"},
-		{"delete", true, runtime.KindInvalid, "usage"},
-		{"run 'web /b", true, runtime.KindInvalid, "unterminated"},
-		{"pause\nfrobnicate", false, runtime.KindInvalid, "line 2"},
-		{"kill FOO", false, runtime.KindInvalid, "unknown signal"},
-		{"kill 0", false, runtime.KindInvalid, "out of range"},
-		{"kill 65", false, runtime.KindInvalid, "out of range"},
-		{"pause now", false, runtime.KindInvalid, "unexpected argument"},
-		{"start --force", false, runtime.KindInvalid, "unknown option"},
-		{"create web /b", false, runtime.KindInvalid, "unknown verb"},
-		{"", false, runtime.KindInvalid, "no command"},
-		{"\n# only a comment\n", false, runtime.KindInvalid, "no command"},
-		{strings.Repeat("pause\n", maxCommandSize/6+1), false, runtime.KindTooBig, "too large"},
+		{"frobnicate", rootGrammar, runtime.KindInvalid, "unknown verb"},
+		{"run web", rootGrammar, runtime.KindInvalid, "usage"},
+		{"run web /b extra", rootGrammar, runtime.KindInvalid, "usage"},
+		{"run -x /b", rootGrammar, runtime.KindInvalid, "unknown option"},
+		{"run ../a /b", rootGrammar, runtime.KindInvalid, "invalid container id"},
+		{"run a/b /b", rootGrammar, runtime.KindInvalid, "invalid container id"},
+		{"run .a /b", rootGrammar, runtime.KindInvalid, "invalid container id"},
+		{"run " + strings.Repeat("a", 129) + " /b", rootGrammar, runtime.KindInvalid, "invalid container id"},
+		{"run web rel/path", rootGrammar, runtime.KindInvalid, "absolute"},
+		{"run web /b --label nokey", rootGrammar, runtime.KindInvalid, "KEY=VALUE"},
+		{"run web /b --runtime-arg --root=/x", rootGrammar, runtime.KindInvalid, "itself"},
+		{"run web /b --runtime-arg plain", rootGrammar, runtime.KindInvalid, "--flag"},
+		{"run web /b --label", rootGrammar, runtime.KindInvalid, "needs a value"},
+		{"delete", rootGrammar, runtime.KindInvalid, "usage"},
+		{"run 'web /b", rootGrammar, runtime.KindInvalid, "unterminated"},
+		{"pause\nfrobnicate", containerGrammar, runtime.KindInvalid, "line 2"},
+		{"kill FOO", containerGrammar, runtime.KindInvalid, "unknown signal"},
+		{"kill 0", containerGrammar, runtime.KindInvalid, "out of range"},
+		{"kill 65", containerGrammar, runtime.KindInvalid, "out of range"},
+		{"pause now", containerGrammar, runtime.KindInvalid, "unexpected argument"},
+		{"start --force", containerGrammar, runtime.KindInvalid, "unknown option"},
+		{"create web /b", containerGrammar, runtime.KindInvalid, "unknown verb"},
+		{"", containerGrammar, runtime.KindInvalid, "no command"},
+		{"\n# only a comment\n", containerGrammar, runtime.KindInvalid, "no command"},
+		{strings.Repeat("pause\n", maxCommandSize/6+1), containerGrammar, runtime.KindTooBig, "too large"},
 	} {
-		_, err := parseCommands([]byte(c.in), c.root)
+		_, err := parseCommands([]byte(c.in), c.g)
 		if err == nil {
 			t.Errorf("%.40q: no error", c.in)
 			continue
@@ -162,7 +162,7 @@ func TestParseCheckpoint(t *testing.T) {
 }
 
 func TestParseRestore(t *testing.T) {
-	cmds, err := parseCommands([]byte("create web2 /b --checkpoint cp2 --checkpoint-dir /srv/cp"), true)
+	cmds, err := parseCommands([]byte("create web2 /b --checkpoint cp2 --checkpoint-dir /srv/cp"), rootGrammar)
 	if err != nil || cmds[0].create.Checkpoint != "cp2" || cmds[0].create.CheckpointDir != "/srv/cp" {
 		t.Fatalf("create --checkpoint = %+v, %v", cmds, err)
 	}
@@ -175,7 +175,7 @@ func TestParseRestore(t *testing.T) {
 		{"run w /b --checkpoint cp --checkpoint-dir ''", "empty path"},
 		{"run w /b --checkpoint-dir /srv/cp", "without --checkpoint"},
 	} {
-		_, err := parseCommands([]byte(c.in), true)
+		_, err := parseCommands([]byte(c.in), rootGrammar)
 		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%q: %v, want EINVAL containing %q", c.in, err, c.msg)
 		}
@@ -192,12 +192,17 @@ func FuzzParseCommands(f *testing.F) {
 		"kill 99", "\x00", "'", `\`, "run web /b --label=k=v --runtime=crun",
 		"update memory=64M pids=50", `update {"cpu":{"shares":512}}`, "update cpuset-cpus=0-1 memory-swap=max",
 		"checkpoint cp1 --exit --tcp --dir /srv", "run w /b --checkpoint cp --checkpoint-dir /c",
+		"exec sh1 -- sh -c 'echo hi'", "exec c --stdin --tty --cwd=/ --env A=b --user 1:2 cat",
+		`exec j1 --stdin {"args":["id"],"cwd":"/"}`, "exec x -- echo {}", "resize 80 24", "close-stdin",
 	} {
-		f.Add([]byte(seed), true)
-		f.Add([]byte(seed), false)
+		for g := range 3 {
+			f.Add([]byte(seed), uint8(g))
+		}
 	}
-	f.Fuzz(func(t *testing.T, data []byte, root bool) {
-		cmds, err := parseCommands(data, root)
+	f.Fuzz(func(t *testing.T, data []byte, gn uint8) {
+		g := grammar(gn % 3)
+		root := g == rootGrammar
+		cmds, err := parseCommands(data, g)
 		if err != nil {
 			if runtime.KindOf(err) != runtime.KindInvalid && runtime.KindOf(err) != runtime.KindTooBig {
 				t.Fatalf("error of unexpected kind: %v", err)
@@ -226,10 +231,109 @@ func FuzzParseCommands(f *testing.F) {
 				if err := c.checkpoint.Check(); err != nil {
 					t.Fatalf("accepted a bad checkpoint: %v", err)
 				}
-			case "start", "pause", "resume":
+			case "exec":
+				if err := c.exec.Check(); err != nil {
+					t.Fatalf("accepted a bad exec: %v", err)
+				}
+			case "resize":
+				if c.cols == 0 || c.rows == 0 {
+					t.Fatalf("accepted resize %dx%d", c.cols, c.rows)
+				}
+			case "start", "pause", "resume", "close-stdin":
 			default:
 				t.Fatalf("accepted verb %q", c.verb)
 			}
 		}
 	})
+}
+
+func TestParseExec(t *testing.T) {
+	for in, want := range map[string]runtime.ExecRequest{
+		"exec sh1 -- sh -c 'echo hello; echo oops >&2; exit 3'": {Name: "sh1", Args: []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"}},
+		"exec cat1 --stdin -- cat":                              {Name: "cat1", Stdin: true, Args: []string{"cat"}},
+		"exec c cat -n":                                         {Name: "c", Args: []string{"cat", "-n"}},
+		"exec c --tty --cwd /tmp --env A=1 --env=B=2 --user=1000:1000 ls -l --all": {Name: "c", Terminal: true, Cwd: "/tmp",
+			Env: []string{"A=1", "B=2"}, User: "1000:1000", Args: []string{"ls", "-l", "--all"}},
+		"exec c -- --not-an-option": {Name: "c", Args: []string{"--not-an-option"}},
+		"exec c -- echo {}":         {Name: "c", Args: []string{"echo", "{}"}},
+		"exec c echo '{\"a\": 1}'":  {Name: "c", Args: []string{"echo", `{"a": 1}`}},
+		`exec j1 {"args":["sh","-c","id -u"],"user":{"uid":1000,"gid":1000},"cwd":"/"}`: {Name: "j1",
+			Spec: []byte(`{"args":["sh","-c","id -u"],"user":{"uid":1000,"gid":1000},"cwd":"/"}`)},
+		`exec j2 --stdin   {"args":["it's", "a \"quoted\\\\ word\"", "$HOME"]}  `: {Name: "j2", Stdin: true,
+			Spec: []byte(`{"args":["it's", "a \"quoted\\\\ word\"", "$HOME"]}`)},
+	} {
+		cmds, err := parseCommands([]byte(in), containerGrammar)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got := cmds[0].exec; !reflect.DeepEqual(got, want) {
+			t.Errorf("%q:\n got  %+v\n want %+v", in, got, want)
+		}
+	}
+	for _, c := range []struct{ in, msg string }{
+		{"exec", "usage"},
+		{"exec sh1", "empty argv"},
+		{"exec sh1 --", "empty argv"},
+		{"exec sh1 --stdin", "empty argv"},
+		{"exec -x -- true", "invalid process name"},
+		{"exec ../x -- true", "invalid process name"},
+		{"exec config.json -- true", "reserved"},
+		{"exec x --bogus -- true", "unknown option"},
+		{"exec x --cwd", "needs a value"},
+		{"exec x --stdin=yes true", "takes no value"},
+		{"exec x --user root true", "UID or UID:GID"},
+		{"exec x --env NOVALUE true", "KEY=VALUE"},
+		{"exec x --cwd rel true", "absolute"},
+		{`exec x {"args":`, "not one JSON object"},
+		{`exec x {"args":["a"]} trailing`, "not one JSON object"},
+		{`exec x {"bogus":1}`, "unknown field"},
+		{`exec x --tty {"args":["a"]}`, "only --stdin"},
+		{`exec x {"args":[]}`, "empty args"},
+	} {
+		_, err := parseCommands([]byte(c.in), containerGrammar)
+		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%q: %v; want EINVAL containing %q", c.in, err, c.msg)
+		}
+	}
+}
+
+func TestParseProcess(t *testing.T) {
+	for in, want := range map[string]command{
+		"kill":          {verb: "kill", signal: syscall.SIGTERM},
+		"kill -9":       {verb: "kill", signal: syscall.SIGKILL},
+		"kill INT":      {verb: "kill", signal: syscall.SIGINT},
+		"close-stdin":   {verb: "close-stdin"},
+		"resize 100 40": {verb: "resize", cols: 100, rows: 40},
+	} {
+		cmds, err := parseCommands([]byte(in), processGrammar)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		got := cmds[0]
+		got.text = ""
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q = %+v, want %+v", in, got, want)
+		}
+	}
+	for _, c := range []struct{ in, msg string }{
+		{"kill --all", "unknown option"},
+		{"kill TERM KILL", "unexpected argument"},
+		{"close-stdin now", "unexpected argument"},
+		{"resize", "usage"},
+		{"resize 80", "usage"},
+		{"resize 80 24 1", "usage"},
+		{"resize 0 24", "from 1 to 65535"},
+		{"resize 80 65536", "from 1 to 65535"},
+		{"resize -1 24", "unknown option"},
+		{"resize x 24", "from 1 to 65535"},
+		{"pause", "unknown verb"},
+		{"exec x -- true", "unknown verb"},
+	} {
+		_, err := parseCommands([]byte(c.in), processGrammar)
+		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%q: %v; want EINVAL containing %q", c.in, err, c.msg)
+		}
+	}
 }

@@ -26,6 +26,10 @@ func errnoOf(err error) fuse.Errno {
 		return fuse.Errno(syscall.EBUSY)
 	case runtime.KindTooBig:
 		return fuse.Errno(syscall.EFBIG)
+	case runtime.KindClosed:
+		return fuse.Errno(syscall.EPIPE)
+	case runtime.KindNotTTY:
+		return fuse.Errno(syscall.ENOTTY)
 	}
 	return fuse.Errno(syscall.EIO)
 }
@@ -47,6 +51,14 @@ func errnoName(e fuse.Errno) string {
 		return "EIO"
 	case syscall.EACCES:
 		return "EACCES"
+	case syscall.EPIPE:
+		return "EPIPE"
+	case syscall.ENOTTY:
+		return "ENOTTY"
+	case syscall.EAGAIN:
+		return "EAGAIN"
+	case syscall.EINTR:
+		return "EINTR"
 	}
 	return fmt.Sprintf("errno %d", int(e))
 }

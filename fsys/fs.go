@@ -32,7 +32,7 @@ type FS struct {
 func New(rt *runtime.Runtime, version string) *FS {
 	f := &FS{rt: rt, n: newNotifier(), dirs: map[*runtime.Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
-	f.rootCtl = &ctlFile{verbs: rootVerbs, root: true, run: f.runRoot, lastErr: &lastError{}}
+	f.rootCtl = &ctlFile{verbs: rootVerbs, grammar: rootGrammar, run: f.runRoot, lastErr: &lastError{}}
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}

@@ -32,7 +32,7 @@ func TestParseBytes(t *testing.T) {
 // parseOne parses one container ctl line.
 func parseOne(t *testing.T, line string) (command, error) {
 	t.Helper()
-	cmds, err := parseCommands([]byte(line), false)
+	cmds, err := parseCommands([]byte(line), containerGrammar)
 	if err != nil {
 		return command{}, err
 	}

@@ -99,16 +99,35 @@ func parseUser(s string) (uid, gid uint32, hasGID bool, err error) {
 }
 
 // parseUserSpec checks the JSON form: one JSON object whose fields are all
-// OCI process fields.
+// OCI process fields, those given valid on their own.
 func parseUserSpec(raw []byte) (map[string]json.RawMessage, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, Errorf(KindInvalid, "exec: the process spec is not one JSON object: %v", jsonErr(err))
 	}
-	if err := strictDecode(raw, &specs.Process{}); err != nil {
+	var p specs.Process
+	if err := strictDecode(raw, &p); err != nil {
 		return nil, Errorf(KindInvalid, "exec: the process spec: %v", jsonErr(err))
 	}
-	return fields, nil
+	if _, ok := fields["args"]; ok && len(p.Args) == 0 {
+		return nil, Errorf(KindInvalid, "exec: no command (empty args)")
+	}
+	if _, ok := fields["cwd"]; ok && !path.IsAbs(p.Cwd) {
+		return nil, Errorf(KindInvalid, "exec: cwd %q must be an absolute path", p.Cwd)
+	}
+	if err := checkEnv(p.Env); err != nil {
+		return nil, err
+	}
+	return fields, checkStrings(p.Args, p.Env, []string{p.Cwd})
+}
+
+func checkEnv(env []string) error {
+	for _, e := range env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return Errorf(KindInvalid, "exec: env %q: want KEY=VALUE", e)
+		}
+	}
+	return nil
 }
 
 func strictDecode(raw []byte, v any) error {
@@ -180,10 +199,8 @@ func buildExecSpec(base []byte, r *ExecRequest) ([]byte, *specs.Process, error) 
 	if !path.IsAbs(p.Cwd) {
 		return nil, nil, Errorf(KindInvalid, "exec: cwd %q must be an absolute path", p.Cwd)
 	}
-	for _, e := range p.Env {
-		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			return nil, nil, Errorf(KindInvalid, "exec: env %q: want KEY=VALUE", e)
-		}
+	if err := checkEnv(p.Env); err != nil {
+		return nil, nil, err
 	}
 	if err := checkStrings(p.Args, p.Env, []string{p.Cwd}); err != nil {
 		return nil, nil, err

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
 	"unsafe"
 
@@ -90,6 +91,18 @@ func (w *logWatch) changed(l *watchedLog) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return l.ch
+}
+
+// wakeDir wakes the readers of every watched log in dir (a process's
+// directory, once it has exited: its logs will not change again).
+func (w *logWatch) wakeDir(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for path, l := range w.byPath {
+		if filepath.Dir(path) == dir {
+			w.fire(l)
+		}
+	}
 }
 
 func (w *logWatch) fire(l *watchedLog) {

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -88,8 +87,9 @@ func (r *OutputReader) Skipped() int64 {
 }
 
 // Ready returns a channel that is closed when a Read may give something
-// new: the log changed, or the process exited. Take it before the Read
-// that found nothing, so that no change falls between the two.
+// new: the log changed, or the process exited (the exit wakes the log's
+// watchers too). Take it before the Read that found nothing, so that no
+// change falls between the two.
 func (r *OutputReader) Ready() <-chan struct{} {
 	if r.watch == nil {
 		return r.p.Done()
@@ -101,6 +101,24 @@ func (r *OutputReader) Ready() <-chan struct{} {
 	default:
 		return ch
 	}
+}
+
+// Readable reports whether a Read would give something now: bytes past the
+// reader's position, or EOF.
+func (r *OutputReader) Readable() bool {
+	if r.p.State() == ProcExited {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var st os.FileInfo
+	var err error
+	if r.f != nil {
+		st, err = r.f.Stat()
+	} else {
+		st, err = os.Stat(r.path)
+	}
+	return err == nil && st.Size() > r.pos
 }
 
 // Read reads at most len(buf) bytes at the reader's position without
@@ -151,24 +169,6 @@ func (r *OutputReader) Read(buf []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return 0, ErrWouldBlock
-}
-
-// ReadWait is Read that waits, while the process runs and has written
-// nothing more, until it does, or exits, or ctx is done.
-func (r *OutputReader) ReadWait(ctx context.Context, buf []byte) (int, error) {
-	for {
-		ready := r.Ready()
-		n, err := r.Read(buf)
-		if !errors.Is(err, ErrWouldBlock) {
-			return n, err
-		}
-		select {
-		case <-ready:
-		case <-r.p.Done():
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
 }
 
 // firstKept is the offset of the oldest byte a log still keeps: where its

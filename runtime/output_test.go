@@ -61,7 +61,7 @@ func TestOutputFollow(t *testing.T) {
 	ready := r1.Ready()
 	got := make(chan string)
 	go func() {
-		n, err := r1.ReadWait(context.Background(), buf)
+		n, err := readWait(context.Background(), r1, buf)
 		got <- fmt.Sprintf("%s|%v", buf[:n], err)
 	}()
 	select {
@@ -95,7 +95,7 @@ func TestOutputFollow(t *testing.T) {
 	// A cancelled wait returns at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_, err := r1.ReadWait(ctx, buf)
+		_, err := readWait(ctx, r1, buf)
 		got <- fmt.Sprint(err)
 	}()
 	cancel()
@@ -109,7 +109,7 @@ func TestOutputFollow(t *testing.T) {
 	}
 	// The exit ends a waiting reader: EOF once drained.
 	go func() {
-		n, err := r1.ReadWait(context.Background(), buf)
+		n, err := readWait(context.Background(), r1, buf)
 		got <- fmt.Sprintf("%s|%v", buf[:n], err)
 	}()
 	w.Write([]byte("last"))
@@ -117,7 +117,7 @@ func TestOutputFollow(t *testing.T) {
 	var s string
 	for s = <-got; s == "last|<nil>"; s = <-got {
 		go func() {
-			n, err := r1.ReadWait(context.Background(), buf)
+			n, err := readWait(context.Background(), r1, buf)
 			got <- fmt.Sprintf("%s|%v", buf[:n], err)
 		}()
 	}
@@ -129,6 +129,23 @@ func TestOutputFollow(t *testing.T) {
 	}
 	if _, err := r2.Read(buf); err != io.EOF {
 		t.Errorf("r2 at the end after the exit: %v, want EOF", err)
+	}
+}
+
+// readWait waits as the filesystem does, on Ready alone: the exit must
+// close it too.
+func readWait(ctx context.Context, r *OutputReader, buf []byte) (int, error) {
+	for {
+		ready := r.Ready()
+		n, err := r.Read(buf)
+		if !errors.Is(err, ErrWouldBlock) {
+			return n, err
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 }
 

@@ -125,7 +125,11 @@ func (p *Process) setExit(rec *exitRecord) bool {
 	return true
 }
 
-func (p *Process) markDone() { close(p.done) }
+func (p *Process) markDone() {
+	close(p.done)
+	// Readers waiting at the end of its logs look again, and find EOF.
+	p.c.rt.logs.wakeDir(p.dir)
+}
 
 // exitEvent is the exit event of this process.
 func (p *Process) exitEvent(rec *exitRecord) Event {

@@ -65,7 +65,7 @@ func (p *Process) signal(sig syscall.Signal) error {
 // an error; closing a stdin the process was never given is.
 func (p *Process) CloseStdin() error {
 	if !p.stdin {
-		return Errorf(KindClosed, "close-stdin: process %q has no stdin (exec it with --stdin)", p.name)
+		return Errorf(KindClosed, "close-stdin: process %q has no stdin (it was not started with --stdin)", p.name)
 	}
 	p.mu.Lock()
 	if p.stdinClosed || p.exit != nil {
@@ -84,7 +84,7 @@ func (p *Process) CloseStdin() error {
 // Resize sets the window size of the process's terminal.
 func (p *Process) Resize(cols, rows uint16) error {
 	if !p.tty {
-		return Errorf(KindNotTTY, "resize: process %q has no terminal (exec it with --tty)", p.name)
+		return Errorf(KindNotTTY, "resize: process %q has no terminal (it was not started with --tty)", p.name)
 	}
 	if p.State() == ProcExited {
 		return Errorf(KindBusy, "resize: process %q has exited", p.name)

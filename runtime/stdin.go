@@ -40,7 +40,7 @@ func (w *StdinWriter) Write(ctx context.Context, data []byte, nonblock bool) (in
 	defer w.mu.Unlock()
 	p := w.p
 	if !p.stdin {
-		return 0, Errorf(KindClosed, "stdin: process %q has no stdin (exec it with --stdin)", p.name)
+		return 0, Errorf(KindClosed, "stdin: process %q has no stdin (it was not started with --stdin)", p.name)
 	}
 	p.mu.RLock()
 	closed, exited := p.stdinClosed, p.exit != nil

@@ -1,0 +1,99 @@
+package fsys
+
+import (
+	"fmt"
+	"strings"
+)
+
+const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VALUE]... [--user UID[:GID]] [--] COMMAND [ARG]... | exec NAME [--stdin] {OCI process JSON}"
+
+// parseExec parses an exec line, in either form:
+//
+//	exec NAME [--stdin] [--tty] [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--] ARGV...
+//	exec NAME [--stdin] {one-line JSON of an OCI process spec}
+//
+// Options come before the command, which starts after `--` or at the first
+// word that is not an option; from there every word is the command's. The
+// JSON form is taken raw from the line (obj, see cutJSON), not split into
+// words: a `{` that starts a word after NAME and options only.
+func parseExec(cmd *command, args []string, obj string) error {
+	if obj != "" {
+		req := &cmd.exec
+		req.Name = args[0]
+		for _, o := range args[1:] {
+			if o != "--stdin" {
+				return fmt.Errorf("option %q: a JSON process spec takes only --stdin; say the rest in the JSON", o)
+			}
+			req.Stdin = true
+		}
+		req.Spec = []byte(obj)
+		return req.Check()
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("%s", execUsage)
+	}
+	req := &cmd.exec
+	req.Name = args[0]
+	rest := args[1:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			req.Args = rest[i+1:]
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			req.Args = rest[i:]
+			break
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		switch name {
+		case "--stdin", "--tty":
+			if hasVal {
+				return fmt.Errorf("option %s takes no value", name)
+			}
+			if name == "--stdin" {
+				req.Stdin = true
+			} else {
+				req.Terminal = true
+			}
+			continue
+		case "--cwd", "--env", "--user":
+		default:
+			return fmt.Errorf("unknown option %q (%s)", a, execUsage)
+		}
+		if !hasVal {
+			if i+1 >= len(rest) {
+				return fmt.Errorf("option %s needs a value", name)
+			}
+			i++
+			val = rest[i]
+		}
+		switch name {
+		case "--cwd":
+			req.Cwd = val
+		case "--env":
+			req.Env = append(req.Env, val)
+		case "--user":
+			req.User = val
+		}
+	}
+	if len(req.Args) == 0 {
+		req.Args = nil // "no command" is the request's own error
+	}
+	return req.Check()
+}
+
+// execJSONForm reports whether the words before a JSON object, after the
+// verb, make the JSON form: NAME and options only. Otherwise the brace
+// belongs to the command's arguments (`exec x -- echo {}`).
+func execJSONForm(words []string) bool {
+	if len(words) == 0 {
+		return false
+	}
+	for _, w := range words[1:] {
+		if !strings.HasPrefix(w, "-") || w == "--" {
+			return false
+		}
+	}
+	return true
+}

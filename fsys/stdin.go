@@ -1,0 +1,91 @@
+package fsys
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+	"github.com/ctrfs/ctrfs/runtime"
+)
+
+// stdinFile is processes/NAME/stdin: bytes written go to the process's
+// stdin, in order. A write blocks while the process does not read (its
+// pipe and the shim's fifo are full), or fails with EAGAIN under
+// O_NONBLOCK. A process without stdin, with its stdin closed, or exited
+// makes a write fail with EPIPE; the text says which, readable from the
+// same open file (as from ctl) and as the last error of the process's ctl.
+type stdinFile struct {
+	p       *runtime.Process
+	lastErr *lastError // the process's ctl's
+}
+
+func (f *stdinFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = 0o660
+	return nil
+}
+
+// Setattr takes the truncation of a shell's `echo x > stdin`.
+func (f *stdinFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return acceptTruncate(req, resp)
+}
+
+func (f *stdinFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	resp.Flags |= fuse.OpenDirectIO
+	return &stdinHandle{f: f, w: f.p.OpenStdin()}, nil
+}
+
+type stdinHandle struct {
+	f *stdinFile
+	w *runtime.StdinWriter
+
+	mu     sync.Mutex // guards the result, never held while a write waits
+	result []byte
+	base   int64 // file offset of the failed write
+}
+
+func (h *stdinHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
+	n, err := h.w.Write(ctx, req.Data, req.FileFlags&fuse.OpenNonblock != 0)
+	if n > 0 || err == nil {
+		// A write that moved some bytes reports them; what stopped it, if
+		// anything, stops the next one too.
+		resp.Size = n
+		return nil
+	}
+	switch {
+	case errors.Is(err, runtime.ErrWouldBlock):
+		return fuse.Errno(syscall.EAGAIN)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fuse.Errno(syscall.EINTR)
+	}
+	msg := describe(err)
+	h.f.lastErr.set(msg)
+	h.mu.Lock()
+	h.result, h.base = []byte("error: "+msg+"\n"), req.Offset
+	h.mu.Unlock()
+	return errnoOf(err)
+}
+
+// Read returns the error of this handle's last failed write, if any
+// (`exec 3<>stdin; echo x >&3 || cat <&3`), whether the reader continues
+// from the write's offset or seeks back to 0.
+func (h *stdinHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	off := req.Offset
+	if off >= h.base {
+		off -= h.base
+	}
+	resp.Data = sliceAt(h.result, off, req.Size)
+	return nil
+}
+
+func (h *stdinHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
+	return h.w.Close()
+}
+
+func (h *stdinHandle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
+	return fuse.Errno(syscall.ENOSYS)
+}

@@ -156,7 +156,7 @@ func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
 		"exit":   d.exit,
 		"wait":   d.wait,
 		"spec":   newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
-		"stdin":  &stdinFile{p: p, lastErr: d.ctl.lastErr},
+		"stdin":  &stdinFile{p: p, lastErr: d.ctl.lastErr, n: n},
 		"stdout": &outputFile{p: p, stream: runtime.Stdout, n: n},
 		"stderr": &outputFile{p: p, stream: runtime.Stderr, n: n},
 	}

@@ -133,6 +133,17 @@ type pollWaiters struct {
 // wakeAll takes that lock after the change it announces: a change is never
 // missed between the check and the registration.
 func (w *pollWaiters) poll(req *fuse.PollRequest, resp *fuse.PollResponse, ready func() bool) (fuse.PollWakeup, bool) {
+	return w.pollEvents(req, resp, func() fuse.PollEvents {
+		if ready() {
+			return fuse.PollIn
+		}
+		return 0
+	})
+}
+
+// pollEvents is poll for a file that tells more than POLLIN (a writable
+// file's POLLOUT): events says what it is ready for now.
+func (w *pollWaiters) pollEvents(req *fuse.PollRequest, resp *fuse.PollResponse, events func() fuse.PollEvents) (fuse.PollWakeup, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// The wake-up is kept even when the file is ready now: an
@@ -145,9 +156,7 @@ func (w *pollWaiters) poll(req *fuse.PollRequest, resp *fuse.PollResponse, ready
 		}
 		w.pending[wk] = true
 	}
-	if ready() {
-		resp.REvents = fuse.PollIn
-	}
+	resp.REvents = events()
 	return wk, ok
 }
 

@@ -20,6 +20,7 @@ import (
 type stdinFile struct {
 	p       *runtime.Process
 	lastErr *lastError // the process's ctl's
+	n       *notifier
 }
 
 func (f *stdinFile) Attr(ctx context.Context, a *fuse.Attr) error {
@@ -34,12 +35,18 @@ func (f *stdinFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp 
 
 func (f *stdinFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
 	resp.Flags |= fuse.OpenDirectIO
-	return &stdinHandle{f: f, w: f.p.OpenStdin()}, nil
+	return &stdinHandle{f: f, w: f.p.OpenStdin(), stop: make(chan struct{})}, nil
 }
 
 type stdinHandle struct {
-	f *stdinFile
-	w *runtime.StdinWriter
+	f       *stdinFile
+	w       *runtime.StdinWriter
+	waiters pollWaiters // this handle's own
+	reg     pollRegistration
+	stop    chan struct{}
+
+	watchMu  sync.Mutex
+	watching bool // a goroutine waits for room, to wake the pollers
 
 	mu     sync.Mutex // guards the result, never held while a write waits
 	result []byte
@@ -56,6 +63,9 @@ func (h *stdinHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *f
 	}
 	switch {
 	case errors.Is(err, runtime.ErrWouldBlock):
+		// The writer (Go's os.File, epoll) now waits for POLLOUT, and the
+		// kernel polls again only when woken: wake it once there is room.
+		h.watchRoom()
 		return fuse.Errno(syscall.EAGAIN)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fuse.Errno(syscall.EINTR)
@@ -82,7 +92,41 @@ func (h *stdinHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fus
 	return nil
 }
 
+// Poll reports POLLOUT when a write would not wait (room, or an error to
+// tell), and POLLIN always (a read never waits). Go's os.File writes
+// non-blocking and waits for POLLOUT after EAGAIN: when there is no room,
+// a goroutine waits for the shim to make some and wakes the pollers.
+func (h *stdinHandle) Poll(ctx context.Context, req *fuse.PollRequest, resp *fuse.PollResponse) error {
+	h.reg.set(h.waiters.pollEvents(req, resp, func() fuse.PollEvents {
+		if h.w.Writable() {
+			return fuse.PollIn | fuse.PollOut
+		}
+		h.watchRoom()
+		return fuse.PollIn
+	}))
+	return nil
+}
+
+func (h *stdinHandle) watchRoom() {
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	if h.watching {
+		return
+	}
+	h.watching = true
+	ready := h.w.WhenWritable(h.stop)
+	go func() {
+		<-ready
+		h.watchMu.Lock()
+		h.watching = false
+		h.watchMu.Unlock()
+		h.waiters.wakeAll(h.f.n)
+	}()
+}
+
 func (h *stdinHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
+	close(h.stop)
+	h.reg.release(&h.waiters)
 	return h.w.Close()
 }
 

@@ -39,6 +39,9 @@ type ExecRequest struct {
 	Spec []byte
 }
 
+// The size of a new terminal, when the spec gives none.
+const defaultCols, defaultRows = 80, 24
+
 // reservedProcessNames are the names of files the container's state
 // directory holds beside its process directories.
 var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true}
@@ -192,6 +195,11 @@ func buildExecSpec(base []byte, r *ExecRequest) ([]byte, *specs.Process, error) 
 				p.User.GID = gid
 			}
 		}
+	}
+	if p.Terminal && p.ConsoleSize == nil {
+		// A terminal of 0x0 breaks programs that ask its size (stty size
+		// fails): start at the classic size, until a resize.
+		p.ConsoleSize = &specs.Box{Height: defaultRows, Width: defaultCols}
 	}
 	if len(p.Args) == 0 {
 		return nil, nil, Errorf(KindInvalid, "exec: no command (empty args)")

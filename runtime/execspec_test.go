@@ -55,6 +55,9 @@ func TestExecSpecArgvForm(t *testing.T) {
 	if !p.Terminal || p.Cwd != "/tmp" || p.User.UID != 1000 || p.User.GID != 1001 {
 		t.Errorf("options not applied: %+v", p)
 	}
+	if p.ConsoleSize == nil || p.ConsoleSize.Width != 80 || p.ConsoleSize.Height != 24 {
+		t.Errorf("a new terminal's size = %+v, want 80x24", p.ConsoleSize)
+	}
 	if want := []string{"PATH=/usr/bin:/bin", "TERM=dumb", "HOME=/root", "A=1=2", "B="}; !reflect.DeepEqual(p.Env, want) {
 		t.Errorf("env = %q, want %q", p.Env, want)
 	}

@@ -214,6 +214,7 @@ func run(p *prepared, dir string) int {
 		return fail(log, "%s", err.Error())
 	}
 	if console != nil {
+		startSize(log, console)
 		stdout.copyFrom(console)
 	}
 	var stdin *stdinCopy

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	runc "github.com/containerd/go-runc"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -176,4 +177,23 @@ func setWinsize(console *os.File, cols, rows uint16) error {
 		err = ioErr
 	}
 	return err
+}
+
+// startSize gives a terminal the runtime left at 0x0 (a bundle without
+// consoleSize) the classic 80x24: programs that ask the size of a 0x0
+// terminal fail (busybox `stty size`). With `create` this is done before
+// the process runs; with `run` it may already be running.
+func startSize(log *logrus.Entry, console *os.File) {
+	rc, err := console.SyscallConn()
+	if err != nil {
+		return
+	}
+	var ws *unix.Winsize
+	rc.Control(func(fd uintptr) { ws, err = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ) })
+	if err != nil || ws.Col != 0 || ws.Row != 0 {
+		return
+	}
+	if err := setWinsize(console, 80, 24); err != nil {
+		log.WithError(err).Warn("terminal: set the starting size")
+	}
 }

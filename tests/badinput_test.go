@@ -19,6 +19,8 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.EIO:    "EIO",
 	syscall.EFBIG:  "EFBIG",
 	syscall.EACCES: "EACCES",
+	syscall.EPIPE:  "EPIPE",
+	syscall.ENOTTY: "ENOTTY",
 }
 
 // TestBadInput writes a table of bad commands: each must fail with the

@@ -40,10 +40,11 @@ func New(rt *runtime.Runtime, version string) *FS {
 }
 
 // Serve serves the filesystem on conn, mounted at mountpoint (an absolute
-// path), until it is unmounted.
-func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config) error {
+// path), until it is unmounted. poker writes the inotify pokes; without
+// one, inotify watchers see no change.
+func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config, poker Poker) error {
 	srv := fs.New(conn, cfg)
-	f.n.start(srv, mountpoint)
+	f.n.start(srv, mountpoint, poker)
 	f.followChanges()
 	return srv.Serve(f)
 }

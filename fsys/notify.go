@@ -1,14 +1,10 @@
 package fsys
 
 import (
-	"path/filepath"
-	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
-	"golang.org/x/sys/unix"
 )
 
 // notifier sends what the kernel must be told from goroutines of their own:
@@ -17,13 +13,15 @@ import (
 //   - poll wake-ups: a waiter registered by a POLL is woken when its file
 //     has something new (NotifyPollWakeup);
 //   - inotify pokes: the kernel sends no inotify event for changes made
-//     inside a FUSE server, so on a change the notifier writes one byte to
-//     the file through the mount. The file's write handler knows the
-//     notifier's thread and drops the byte; watchers see IN_MODIFY and
-//     IN_CLOSE_WRITE, and the file's content is untouched.
+//     inside a FUSE server, so on a change the notifier has one byte
+//     written to the file through the mount, by a Poker: a process of its
+//     own, never a thread of the daemon (see Poker). The file's write
+//     handler knows the poker's thread and drops the byte; watchers see
+//     IN_MODIFY and IN_CLOSE_WRITE, and the file's content is untouched.
 type notifier struct {
 	srv        *fs.Server
 	mountpoint string
+	poker      Poker
 
 	wakeMu  sync.Mutex
 	wakeups []fuse.PollWakeup
@@ -32,18 +30,31 @@ type notifier struct {
 	pokeMu  sync.Mutex
 	pokes   map[string]bool // paths under the mountpoint, coalesced
 	pokeNow chan struct{}
-	// pokerTid is the thread the pokes are written from: FUSE requests
-	// carry the caller's thread id, and this one marks our own bytes.
-	pokerTid atomic.Int32
+}
+
+// Poker writes the inotify pokes: one byte to each file it is given,
+// through the mount, from a process other than the daemon. A daemon thread
+// that writes to its own mount cannot be killed while the write is in
+// flight (the kernel waits, uninterruptibly, for an answer only the dying
+// daemon could give), so a kill -9 of the daemon would hang it, and its
+// mount with it, for good.
+type Poker interface {
+	// Poke writes one byte to each file, paths under the mountpoint. It
+	// may block while the poker works.
+	Poke(rels []string) error
+	// IsPoker reports whether tid is the thread the pokes come from: FUSE
+	// requests carry the caller's thread id.
+	IsPoker(tid uint32) bool
 }
 
 func newNotifier() *notifier {
 	return &notifier{wakeNow: make(chan struct{}, 1), pokes: map[string]bool{}, pokeNow: make(chan struct{}, 1)}
 }
 
-// start begins sending, through srv, for the mount at mountpoint.
-func (n *notifier) start(srv *fs.Server, mountpoint string) {
-	n.srv, n.mountpoint = srv, mountpoint
+// start begins sending, through srv, for the mount at mountpoint; pokes go
+// through poker (none without one).
+func (n *notifier) start(srv *fs.Server, mountpoint string, poker Poker) {
+	n.srv, n.mountpoint, n.poker = srv, mountpoint, poker
 	go n.wakeLoop()
 	go n.pokeLoop()
 }
@@ -75,7 +86,7 @@ func (n *notifier) wakeLoop() {
 
 // poke queues an inotify poke of the file at rel (under the mountpoint).
 func (n *notifier) poke(rel string) {
-	if n.mountpoint == "" {
+	if n.mountpoint == "" || n.poker == nil {
 		return
 	}
 	n.pokeMu.Lock()
@@ -85,31 +96,23 @@ func (n *notifier) poke(rel string) {
 }
 
 func (n *notifier) pokeLoop() {
-	runtime.LockOSThread() // for good: the tid marks our own writes
-	n.pokerTid.Store(int32(unix.Gettid()))
-	one := []byte{'\n'}
 	for range n.pokeNow {
 		n.pokeMu.Lock()
-		paths := n.pokes
+		paths := make([]string, 0, len(n.pokes))
+		for rel := range n.pokes {
+			paths = append(paths, rel)
+		}
 		n.pokes = map[string]bool{}
 		n.pokeMu.Unlock()
-		for rel := range paths {
-			// Raw syscalls: an os.File would register the fd with the
-			// runtime's poller, a needless POLL round trip.
-			fd, err := unix.Open(filepath.Join(n.mountpoint, rel), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				continue // gone meanwhile, or unmounted
-			}
-			unix.Write(fd, one)
-			unix.Close(fd)
+		if len(paths) > 0 && n.poker != nil {
+			n.poker.Poke(paths) // a poke lost to a dead poker is only a missed IN_MODIFY
 		}
 	}
 }
 
-// isPoke reports whether a request comes from the notifier's own pokes.
+// isPoke reports whether a request comes from the poker.
 func (n *notifier) isPoke(h *fuse.Header) bool {
-	tid := n.pokerTid.Load()
-	return tid != 0 && int32(h.Pid) == tid
+	return n.poker != nil && n.poker.IsPoker(h.Pid)
 }
 
 // kick signals ch without blocking: one pending signal is enough.

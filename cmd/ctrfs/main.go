@@ -39,6 +39,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "ctrfs:", err)
 			os.Exit(1)
 		}
+	case "poke": // the daemon's own helper (see poker.go)
+		if len(os.Args) != 3 {
+			os.Exit(2)
+		}
+		os.Exit(pokeMain(os.Args[2]))
 	case "version", "--version":
 		fmt.Println("ctrfs", version)
 	default:
@@ -149,7 +154,11 @@ func mount(args []string) error {
 		// --log-level trace logs every FUSE request and response.
 		cfg.Debug = func(msg any) { log.Trace(msg) }
 	}
-	if err := fsys.New(rt, version).Serve(conn, mnt, &cfg); err != nil {
+	poker, err := newPoker(mnt, log)
+	if err != nil {
+		return err
+	}
+	if err := fsys.New(rt, version).Serve(conn, mnt, &cfg, poker); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("unmounted")

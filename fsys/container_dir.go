@@ -64,13 +64,13 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 	return d
 }
 
-// process returns the directory node of the process called name, if any.
+// process returns the directory node made for the process called name, if
+// one was made (a node nobody looked up has no watchers to tell).
 func (d *containerDir) process(name string) *processDir {
 	p := d.c.Process(name)
-	if p == nil {
-		return nil
-	}
-	return d.dirFor(p)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.procs[p]
 }
 
 // dirFor returns the one directory node of process p. Stable nodes keep

@@ -37,13 +37,12 @@ func (f *waitFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.O
 // exited wakes the pollers once the process has exited.
 func (f *waitFile) exited(n *notifier) { f.waiters.wakeAll(n) }
 
+// done reports whether the process has exited. It asks the exit record,
+// set before the exit event goes out, not Done, closed after it: the
+// event's wake-ups may reach a poller before Done is closed, and a poll
+// that then found nothing would wait for good.
 func (f *waitFile) done() bool {
-	select {
-	case <-f.p.Done():
-		return true
-	default:
-		return false
-	}
+	return f.p.State() == runtime.ProcExited
 }
 
 type waitHandle struct {

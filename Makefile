@@ -6,6 +6,7 @@ STATE_DIR   ?= /run/ctrfs
 DEMO_BUNDLE ?= /var/lib/ctrfs/bundles/demo
 BENCHTIME   ?= 30x
 STATE_BENCHTIME ?= 300x
+THROUGHPUT_BENCHTIME ?= 3x
 EXIT_BENCHTIME ?= 40x
 
 .PHONY: all build deps test bench fuzz lint run clean
@@ -32,6 +33,8 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'CreateStart' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'State|Stats' -benchtime $(STATE_BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'ExitWatch' -benchtime $(EXIT_BENCHTIME) -timeout 30m ./tests/
+	$(GO) test -count=1 -run '^$$' -bench 'ExecPaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
+	$(GO) test -count=1 -run '^$$' -bench 'StdoutThroughput' -benchtime $(THROUGHPUT_BENCHTIME) -timeout 30m ./tests/
 
 # Fuzzes the ctl parser (FUZZTIME=30s by default).
 fuzz:

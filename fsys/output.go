@@ -62,9 +62,6 @@ func (h *outputHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fu
 	defer h.mu.Unlock()
 	buf := make([]byte, req.Size)
 	for {
-		if err := waitReadableEach(ctx, req, h.r.Readable, h.r.Ready); err != nil {
-			return err
-		}
 		n, err := h.r.Read(buf)
 		switch {
 		case n > 0:
@@ -74,6 +71,9 @@ func (h *outputHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fu
 			return nil
 		case !errors.Is(err, runtime.ErrWouldBlock):
 			return errnoOf(err)
+		}
+		if err := waitReadableEach(ctx, req, h.r.Readable, h.r.Ready); err != nil {
+			return err
 		}
 	}
 }

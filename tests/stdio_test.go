@@ -188,7 +188,30 @@ func TestExecSurvivesDaemonKill(t *testing.T) {
 		_, err := os.Stat(filepath.Join(d.state, id, "quick", "exitStatus"))
 		return err == nil, fmt.Sprint(err)
 	})
+	// What a daemon that died in the middle of an exec leaves: the
+	// process's directory and config, no pid. And a directory that is no
+	// process's.
+	ghost := filepath.Join(d.state, id, "ghost")
+	other := filepath.Join(d.state, id, "not-a-process")
+	for _, dir := range []string{ghost, other} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf(`{"id":%q,"process":"ghost","action":"exec","bundle":"/x","runtime":"/usr/bin/runc","spec":{"args":["true"],"cwd":"/"}}`, id)
+	if err := os.WriteFile(filepath.Join(ghost, "process.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d.restart()
+	if got := d.readDir(id, "processes"); strings.Join(got, " ") != "init printer quick reader" {
+		t.Errorf("processes/ after the restart = %v", got)
+	}
+	if _, err := os.Stat(ghost); !os.IsNotExist(err) {
+		t.Errorf("the directory of an exec cut short by the crash: %v, want it undone", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a directory that is no process's: %v, want it left alone", err)
+	}
 
 	var want strings.Builder
 	for i := 0; i < lines; i++ {

@@ -103,6 +103,7 @@ func TestExecRequestErrors(t *testing.T) {
 		{ExecRequest{Name: "..", Args: []string{"true"}}, KindInvalid, "invalid process name"},
 		{ExecRequest{Name: "config.json", Args: []string{"true"}}, KindInvalid, "reserved"},
 		{ExecRequest{Name: "state.json", Args: []string{"true"}}, KindInvalid, "reserved"},
+		{ExecRequest{Name: "oom.json", Args: []string{"true"}}, KindInvalid, "reserved"},
 		{ExecRequest{Name: "x"}, KindInvalid, "empty argv"},
 		{ExecRequest{Name: "x", Args: []string{}}, KindInvalid, "empty argv"},
 		{ExecRequest{Name: "x", Args: []string{"true"}, Cwd: "tmp"}, KindInvalid, "absolute"},

@@ -2,16 +2,20 @@ package fsys
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
 )
 
-// notifier sends what the kernel must be told from goroutines of their own:
-// a notification sent, or the mount opened, from inside a FUSE handler can
-// deadlock the server. It does two things:
+// notifier tells the kernel, and inotify watchers, that files changed:
 //   - poll wake-ups: a waiter registered by a POLL is woken when its file
-//     has something new (NotifyPollWakeup);
+//     has something new (NotifyPollWakeup). They are sent at once, from
+//     whatever goroutine saw the change, a handler's too: the kernel's side
+//     of a poll wake-up (fuse_notify_poll_wakeup) takes a spinlock and
+//     wakes a wait queue, never waiting on a request, so unlike an
+//     invalidation it cannot deadlock the server; and a hand-off to another
+//     goroutine would delay every exit watcher;
 //   - inotify pokes: the kernel sends no inotify event for changes made
 //     inside a FUSE server, so on a change the notifier has one byte
 //     written to the file through the mount, by a Poker: a process of its
@@ -19,13 +23,9 @@ import (
 //     handler knows the poker's thread and drops the byte; watchers see
 //     IN_MODIFY and IN_CLOSE_WRITE, and the file's content is untouched.
 type notifier struct {
-	srv        *fs.Server
+	srv        atomic.Pointer[fs.Server] // set once serving
 	mountpoint string
 	poker      Poker
-
-	wakeMu  sync.Mutex
-	wakeups []fuse.PollWakeup
-	wakeNow chan struct{}
 
 	pokeMu  sync.Mutex
 	pokes   map[string]bool // paths under the mountpoint, coalesced
@@ -48,39 +48,26 @@ type Poker interface {
 }
 
 func newNotifier() *notifier {
-	return &notifier{wakeNow: make(chan struct{}, 1), pokes: map[string]bool{}, pokeNow: make(chan struct{}, 1)}
+	return &notifier{pokes: map[string]bool{}, pokeNow: make(chan struct{}, 1)}
 }
 
 // start begins sending, through srv, for the mount at mountpoint; pokes go
 // through poker (none without one).
 func (n *notifier) start(srv *fs.Server, mountpoint string, poker Poker) {
-	n.srv, n.mountpoint, n.poker = srv, mountpoint, poker
-	go n.wakeLoop()
+	n.mountpoint, n.poker = mountpoint, poker
+	n.srv.Store(srv)
 	go n.pokeLoop()
 }
 
-// wake queues poll wake-ups to be sent.
+// wake sends poll wake-ups. A handle released meanwhile is unknown to the
+// kernel, which then ignores its wake-up.
 func (n *notifier) wake(ws []fuse.PollWakeup) {
-	if len(ws) == 0 {
+	srv := n.srv.Load()
+	if srv == nil { // not serving yet: nobody can be polling
 		return
 	}
-	n.wakeMu.Lock()
-	n.wakeups = append(n.wakeups, ws...)
-	n.wakeMu.Unlock()
-	kick(n.wakeNow)
-}
-
-func (n *notifier) wakeLoop() {
-	for range n.wakeNow {
-		n.wakeMu.Lock()
-		ws := n.wakeups
-		n.wakeups = nil
-		n.wakeMu.Unlock()
-		for _, w := range ws {
-			// A handle released meanwhile is unknown to the kernel, which
-			// then ignores the wake-up.
-			n.srv.NotifyPollWakeup(w)
-		}
+	for _, w := range ws {
+		srv.NotifyPollWakeup(w)
 	}
 }
 

@@ -3,12 +3,15 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ctrfs/ctrfs/shim/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 )
@@ -333,18 +336,51 @@ func (c *Container) Kill(sig syscall.Signal, all bool) error {
 	return nil
 }
 
-// shimGone is called by the monitor, in its own goroutine, when a
-// process's shim has exited: it records the exit the shim wrote at once
-// (every exit watcher waits on this path), or, if the shim died without
-// writing one, the truth as far as it can be known (see concludeLostExit),
-// which can take seconds and so goes on in a goroutine of its own.
+// watchShim has the monitor watch p's shim through its exit fifo.
+func (c *Container) watchShim(p *Process) error {
+	return c.rt.mon.watchFifo(filepath.Join(p.dir, proto.ExitFifo),
+		func(data []byte) { c.shimReported(p, data) },
+		func() { c.shimGone(p) })
+}
+
+// shimReported is called by the monitor, in its own goroutine, with what
+// p's shim wrote into the exit fifo: the exit status, as soon as the
+// process has exited. It is recorded at once: every exit watcher waits on
+// this path, and the shim's exitStatus file may take a millisecond more.
+func (c *Container) shimReported(p *Process, data []byte) {
+	var st proto.ExitStatus
+	if err := json.Unmarshal(data, &st); err != nil || st.ExitedAt.IsZero() {
+		c.log.WithField("data", string(data)).Warn("the shim wrote something other than an exit status; waiting for its file")
+		return
+	}
+	c.recordExit(p, &exitRecord{ExitStatus: st})
+}
+
+// shimGone is called by the monitor, in its own goroutine, when p's shim
+// has exited. Unless the shim reported the exit already, it records the
+// exit the shim wrote, or, if the shim died without writing one, the truth
+// as far as it can be known (see concludeLostExit), which can take seconds
+// and so goes on in a goroutine of its own. Then p is Done.
 func (c *Container) shimGone(p *Process) {
+	if rec := p.exitRecord(); rec != nil {
+		// Reported through the fifo. The file is there too, unless the
+		// shim died in between: then the daemon writes it, so that a
+		// restart concludes the same.
+		if _, err := os.Stat(filepath.Join(p.dir, proto.ExitStatusFile)); errors.Is(err, os.ErrNotExist) {
+			if err := p.writeExitFile(rec); err != nil {
+				c.log.WithError(err).Warn("cannot record the exit status")
+			}
+		}
+		p.markDone()
+		return
+	}
 	rec, err := p.readExitFile()
 	if err != nil {
 		c.log.WithError(err).Warn("unreadable exit status")
 	}
 	if rec != nil {
 		c.recordExit(p, rec)
+		p.markDone()
 		return
 	}
 	go func() {
@@ -353,6 +389,7 @@ func (c *Container) shimGone(p *Process) {
 			c.log.WithError(err).Warn("cannot record the exit status")
 		}
 		c.recordExit(p, rec)
+		p.markDone()
 	}()
 }
 
@@ -362,7 +399,6 @@ func (c *Container) recordExit(p *Process, rec *exitRecord) {
 	if !p.setExit(rec) {
 		return
 	}
-	defer p.markDone()
 	if p == c.init {
 		go c.statLRU.forget(&c.statFiles) // the cgroups are gone; not on the exit path
 		c.mu.Lock()

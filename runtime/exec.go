@@ -102,10 +102,11 @@ func (c *Container) Exec(req ExecRequest) (*Process, error) {
 	// The event goes out before the exit fifo is watched: the exit's
 	// event, which may come at any moment from then on, must follow it.
 	c.publish(Event{Type: EventExec, Process: req.Name, Pid: p.Pid()})
-	if err := c.rt.mon.watchFifo(filepath.Join(dir, proto.ExitFifo), func() { c.shimGone(p) }); err != nil {
+	if err := c.watchShim(p); err != nil {
 		// Without the watch its exit would never be seen: end it now.
 		p.signal(syscall.SIGKILL)
 		c.recordExit(p, damaged(err))
+		p.markDone()
 	}
 	c.log.WithFields(logrus.Fields{"process": req.Name, "pid": p.Pid(), "took": time.Since(t0).String()}).Info("exec")
 	return p, nil

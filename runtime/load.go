@@ -108,8 +108,9 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 			continue
 		}
 		// A shim that died while we were down makes this fire at once.
-		if err := r.mon.watchFifo(filepath.Join(p.dir, proto.ExitFifo), func() { c.shimGone(p) }); err != nil {
+		if err := c.watchShim(p); err != nil {
 			c.recordExit(p, damaged(err))
+			p.markDone()
 		}
 	}
 	if exit == nil {

@@ -22,6 +22,9 @@ type watch struct {
 	// in the monitor's goroutine (it must not block: it is on the path of
 	// every exit watcher); the monitor then closes the fd.
 	hangup func()
+	// report, for an exit fifo, is called in the monitor's goroutine with
+	// what the shim wrote into it (its exit status), before any hangup.
+	report func(data []byte)
 	// readable, for an eventfd or inotify fd, is called with what the
 	// monitor read from the fd each time it became readable.
 	readable func(data []byte)
@@ -37,14 +40,15 @@ func newMonitor() (*monitor, error) {
 	return m, nil
 }
 
-// watchFifo opens the exit fifo at path and calls gone, in the monitor's
-// goroutine, once no process holds its write end any more.
+// watchFifo opens the exit fifo at path; it calls report with what the
+// shim writes into it and gone once no process holds its write end any
+// more, both in the monitor's goroutine.
 //
 // A fifo reader opened while no writer exists never sees POLLHUP until a
 // writer has come and gone. So after opening we open and close a write end
 // ourselves: from then on POLLHUP is raised whenever the writer count is
 // zero, at once if the shim is already dead, without any race.
-func (m *monitor) watchFifo(path string, gone func()) error {
+func (m *monitor) watchFifo(path string, report func([]byte), gone func()) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -55,7 +59,7 @@ func (m *monitor) watchFifo(path string, gone func()) error {
 		return err
 	}
 	unix.Close(wfd)
-	return m.add(fd, &watch{hangup: gone})
+	return m.add(fd, &watch{hangup: gone, report: report})
 }
 
 // watchReadable hands fd (non-blocking) to the monitor, which from now on
@@ -116,23 +120,34 @@ func (m *monitor) handle(ev unix.EpollEvent, buf []byte) {
 	// never find the old watch for it.
 	m.mu.Lock()
 	w := m.fds[ev.Fd]
-	switch {
-	case w == nil:
+	if w == nil {
 		m.mu.Unlock()
-	case w.readable != nil:
-		n, err := unix.Read(fd, buf)
-		m.mu.Unlock()
-		if err == nil && n > 0 {
-			go w.readable(append([]byte(nil), buf[:n]...))
+		return
+	}
+	var data []byte
+	if ev.Events&unix.EPOLLIN != 0 {
+		if n, err := unix.Read(fd, buf); err == nil && n > 0 {
+			data = append([]byte(nil), buf[:n]...)
 		}
-	case ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) == 0:
-		unix.Read(fd, buf) // nobody should write to an exit fifo; drain it
-		m.mu.Unlock()
-	default:
+	}
+	hangup := w.hangup != nil && ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0
+	if hangup {
 		delete(m.fds, ev.Fd)
 		unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 		unix.Close(fd)
-		m.mu.Unlock()
-		w.hangup()
+	}
+	m.mu.Unlock()
+	switch {
+	case w.readable != nil:
+		if data != nil {
+			go w.readable(data)
+		}
+	default:
+		if data != nil && w.report != nil {
+			w.report(data)
+		}
+		if hangup {
+			w.hangup()
+		}
 	}
 }

@@ -40,7 +40,7 @@ func TestMonitorEveryHangupOnce(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if err := m.watchFifo(path, func() { fired[n].Add(1) }); err != nil {
+				if err := m.watchFifo(path, nil, func() { fired[n].Add(1) }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -75,7 +75,7 @@ func TestMonitorDeadShim(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	if err := m.watchFifo(path, func() { close(done) }); err != nil {
+	if err := m.watchFifo(path, nil, func() { close(done) }); err != nil {
 		t.Fatal(err)
 	}
 	select {

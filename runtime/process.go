@@ -113,8 +113,9 @@ func (p *Process) alive() bool {
 }
 
 // setExit records the exit once; it reports whether this call did. Done
-// is closed apart, by markDone, once the exit event is out: whoever waits
-// on Done (a delete) then acts after that event.
+// is closed apart, by markDone, once the exit event is out and the shim is
+// gone: whoever waits on Done (a delete, a reader at the end of the output)
+// then acts after that event, and with the shim's files complete.
 func (p *Process) setExit(rec *exitRecord) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -439,7 +439,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	if req.Start {
 		c.publish(Event{Type: EventStart, Process: initProcess, Pid: c.init.Pid()})
 	}
-	if err := r.mon.watchFifo(filepath.Join(c.init.dir, proto.ExitFifo), func() { c.shimGone(c.init) }); err != nil {
+	if err := c.watchShim(c.init); err != nil {
 		// The shim runs but cannot be watched: nothing would ever record
 		// its exit. Undo it all, as for any failed create.
 		r.mu.Lock()

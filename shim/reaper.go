@@ -117,6 +117,27 @@ func (r *Reaper) deliver(e Exit) {
 
 func sameStart(a, b uint64) bool { return a == 0 || b == 0 || a == b }
 
+// awaitExit blocks until child pid has exited, in a waitid of the calling
+// thread, then reaps. The kernel wakes this thread itself at the exit: the
+// SIGCHLD path (signal handler, os/signal's goroutine, the reaper's) costs
+// about a millisecond of goroutine hand-offs more, and every exit watcher
+// waits on it. That path still runs and may reap first; either way the
+// exit reaches the pid's watcher. A pid that is not (yet) our child returns
+// at once, leaving it to the SIGCHLD path.
+func awaitExit(r *Reaper, pid int) {
+	var si unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &si, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil {
+			r.reap()
+		}
+		return
+	}
+}
+
 // Watch returns a channel that gets the exit of pid (started at start, as in
 // field 22 of /proc/PID/stat; 0 for any), even if it was reaped already.
 func (r *Reaper) Watch(pid int, start uint64) <-chan Exit {

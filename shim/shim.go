@@ -257,6 +257,7 @@ func run(p *prepared, dir string) int {
 
 	e := early
 	if e == nil {
+		awaitExit(reaper, pid)
 		x := <-exits
 		e = &x
 	}
@@ -265,7 +266,13 @@ func run(p *prepared, dir string) int {
 
 	st := proto.ExitStatus{Status: e.Status, Signal: e.Signal, ExitedAt: e.Time}
 	data, _ := json.Marshal(st)
-	if err := writeAtomic(proto.ExitStatusFile, append(data, '\n')); err != nil {
+	data = append(data, '\n')
+	// The status goes through the exit fifo first: a running daemon records
+	// the exit from it at once, on the path of every exit watcher, instead
+	// of waiting for the file, which the filesystem may take a millisecond
+	// to create. The file follows, for a daemon that is down now.
+	unix.Write(exitFifo, data)
+	if err := writeAtomic(proto.ExitStatusFile, data); err != nil {
 		log.WithError(err).Error("write exit status")
 		return 1
 	}

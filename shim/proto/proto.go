@@ -21,7 +21,9 @@ const (
 	ShimPidFile = "shim.pid"
 	// ExitFifo is a fifo made by the daemon; the shim opens it O_RDWR and
 	// holds it until it exits, so the daemon's reader sees POLLHUP exactly
-	// when the shim is gone.
+	// when the shim is gone. Once the process has exited, the shim writes
+	// the ExitStatus JSON line into it (one write, under PIPE_BUF, so never
+	// torn), then the ExitStatusFile, then closes it.
 	ExitFifo = "exit"
 	// ExitStatusFile is written by the shim (tmp + rename) after the process
 	// has been reaped and its output drained, just before the shim exits.

@@ -84,3 +84,37 @@ func TestMonitorDeadShim(t *testing.T) {
 		t.Fatal("no hang-up for a fifo nobody holds")
 	}
 }
+
+// TestMonitorReportThenHangup: what a shim writes into its exit fifo (its
+// exit status) reaches report before the hang-up, even when the shim
+// closes the fifo right after writing, as it does.
+func TestMonitorReportThenHangup(t *testing.T) {
+	m, err := newMonitor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "exit")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shim, err := unix.Open(path, unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 2)
+	if err := m.watchFifo(path, func(b []byte) { got <- "report " + string(b) }, func() { got <- "hangup" }); err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(shim, []byte(`{"status":3}`+"\n"))
+	unix.Close(shim)
+	for _, want := range []string{"report {\"status\":3}\n", "hangup"} {
+		select {
+		case g := <-got:
+			if g != want {
+				t.Fatalf("got %q, want %q", g, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %q", want)
+		}
+	}
+}

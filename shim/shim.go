@@ -261,17 +261,18 @@ func run(p *prepared, dir string) int {
 		x := <-exits
 		e = &x
 	}
-	log.WithFields(logrus.Fields{"pid": pid, "status": e.Status, "signal": e.Signal}).Info("process exited")
-	finishLogs()
-
+	// The status goes through the exit fifo before anything else: a running
+	// daemon records the exit from it at once (every exit watcher waits on
+	// this), and a log line or the file, which ext4 may take a millisecond
+	// to create, would delay it. The daemon counts the process Done, and
+	// its output complete, only once the shim has closed the fifo.
 	st := proto.ExitStatus{Status: e.Status, Signal: e.Signal, ExitedAt: e.Time}
 	data, _ := json.Marshal(st)
 	data = append(data, '\n')
-	// The status goes through the exit fifo first: a running daemon records
-	// the exit from it at once, on the path of every exit watcher, instead
-	// of waiting for the file, which the filesystem may take a millisecond
-	// to create. The file follows, for a daemon that is down now.
 	unix.Write(exitFifo, data)
+	log.WithFields(logrus.Fields{"pid": pid, "status": e.Status, "signal": e.Signal}).Info("process exited")
+	finishLogs()
+	// The file, for a daemon that is down now.
 	if err := writeAtomic(proto.ExitStatusFile, data); err != nil {
 		log.WithError(err).Error("write exit status")
 		return 1

@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ctrfs/ctrfs/internal/criulog"
 	"github.com/ctrfs/ctrfs/shim/proto"
 	"golang.org/x/sys/unix"
 )
@@ -138,7 +137,7 @@ func (c *Container) Checkpoint(req CheckpointRequest) error {
 		return Errorf(KindInternal, "checkpoint: %v", err)
 	}
 	if err := c.cli.checkpoint(ctx, c.id, tmp, &req); err != nil {
-		msg := explainCRIU(err.Error(), criuErrors(filepath.Join(tmp, dumpLog)), dumpLog)
+		msg := explainCRIU(err.Error(), criulog.FileErrors(filepath.Join(tmp, dumpLog)), dumpLog)
 		undo()
 		return c.failed(OrderCheckpoint, Errorf(KindRuntime, "%s", msg))
 	}
@@ -243,41 +242,6 @@ func restoreFrom(req *CreateRequest) (*proto.Restore, error) {
 	return &proto.Restore{Path: path, TCP: info.TCP, UnixSockets: info.UnixSockets, Shell: info.Shell, EmptyNS: info.EmptyNS}, nil
 }
 
-// criuError matches an error line of a CRIU log or of `criu check`:
-// "(00.020935) Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable".
-var criuError = regexp.MustCompile(`^(?:\([0-9.]+\) )?Error \([^)]*\): (.*)$`)
-
-// criuErrors returns the last few distinct errors of a CRIU log (a file),
-// on one line, or "".
-func criuErrors(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return criuErrorLines(b)
-}
-
-func criuErrorLines(b []byte) string {
-	var errs []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		m := criuError.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		// "exited, status=1" is a helper's exit, said again by the error
-		// that follows it.
-		if m == nil || strings.HasPrefix(m[1], "exited, status=") {
-			continue
-		}
-		if len(errs) == 0 || errs[len(errs)-1] != m[1] {
-			errs = append(errs, m[1])
-		}
-	}
-	if len(errs) > 3 {
-		errs = errs[len(errs)-3:]
-	}
-	return oneLine(strings.Join(errs, "; "))
-}
-
 // runcLogFile is runc's pointer to CRIU's log ("log file: dump.log"),
 // which names a file that is gone once a failed checkpoint is undone.
 var runcLogFile = regexp.MustCompile(`\s*log file: \S+`)
@@ -309,7 +273,7 @@ func criuCheckNote() string {
 	if err == nil {
 		return ""
 	}
-	why := criuErrorLines(out)
+	why := criulog.Errors(out)
 	if why == "" {
 		why = oneLine(string(out))
 	}

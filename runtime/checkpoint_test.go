@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctrfs/ctrfs/internal/criulog"
 	"github.com/sirupsen/logrus"
 )
 
@@ -58,16 +59,16 @@ func TestCreateRequestCheckpointCheck(t *testing.T) {
 // TestCriuErrorLines reads the dump.log of a real failed checkpoint (criu
 // 3.17 on Linux 6.18, which it does not support).
 func TestCriuErrorLines(t *testing.T) {
-	got := criuErrors(filepath.Join("testdata", "criu-dump-vdso.log"))
+	got := criulog.FileErrors(filepath.Join("testdata", "criu-dump-vdso.log"))
 	want := "vdso: Unexpected rt vDSO area bounds; vdso: Failed to fill self vdso symtable; " +
 		"kerndat_vdso_fill_symtable failed when initializing kerndat."
 	if got != want {
-		t.Errorf("criuErrors = %q\nwant %q", got, want)
+		t.Errorf("FileErrors = %q\nwant %q", got, want)
 	}
-	if got := criuErrors(filepath.Join("testdata", "nosuch.log")); got != "" {
-		t.Errorf("criuErrors of a missing log = %q", got)
+	if got := criulog.FileErrors(filepath.Join("testdata", "nosuch.log")); got != "" {
+		t.Errorf("FileErrors of a missing log = %q", got)
 	}
-	if got := criuErrorLines([]byte("Error (criu/a.c:1): one\nWarn (x): no\n(00.1) Error (b.c:2): two\n")); got != "one; two" {
+	if got := criulog.Errors([]byte("Error (criu/a.c:1): one\nWarn (x): no\n(00.1) Error (b.c:2): two\n")); got != "one; two" {
 		t.Errorf("criuErrorLines = %q", got)
 	}
 	if got := runcLogFile.ReplaceAllString("criu failed: type DUMP errno 0\nlog file: /x/.cp.tmp-1/dump.log", ""); got != "criu failed: type DUMP errno 0" {

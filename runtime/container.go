@@ -426,32 +426,21 @@ func (c *Container) concludeLostExit(p *Process) *exitRecord {
 			Reason:     "the shim died before recording the exit status",
 		}
 	}
-	if p != c.init {
+	what := "process"
+	if p == c.init {
+		what = "container"
+		c.log.Warn("shim died while the container ran; killing the container")
+		ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+		defer cancel()
+		if err := c.cli.kill(ctx, c.id, syscall.SIGKILL, true); err != nil {
+			syscall.Kill(p.Pid(), syscall.SIGKILL)
+		}
+		if c.cgroups().frozen() {
+			c.cli.resume(ctx, c.id) // a frozen process cannot die
+		}
+	} else {
 		c.log.WithField("process", p.name).Warn("shim died while the process ran; killing the process")
 		p.signal(syscall.SIGKILL)
-		for deadline := time.Now().Add(10 * time.Second); p.alive() && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if p.alive() {
-			return &exitRecord{
-				ExitStatus: exitStatusNow(0, 0),
-				Unknown:    true,
-				Reason:     "the shim died and the orphaned process could not be killed",
-			}
-		}
-		return &exitRecord{
-			ExitStatus: exitStatusNow(128+int(syscall.SIGKILL), int(syscall.SIGKILL)),
-			Reason:     "the shim died; ctrfs killed the process it could no longer supervise",
-		}
-	}
-	c.log.Warn("shim died while the container ran; killing the container")
-	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
-	defer cancel()
-	if err := c.cli.kill(ctx, c.id, syscall.SIGKILL, true); err != nil {
-		syscall.Kill(p.Pid(), syscall.SIGKILL)
-	}
-	if c.cgroups().frozen() {
-		c.cli.resume(ctx, c.id) // a frozen process cannot die
 	}
 	for deadline := time.Now().Add(10 * time.Second); p.alive() && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
@@ -465,6 +454,6 @@ func (c *Container) concludeLostExit(p *Process) *exitRecord {
 	}
 	return &exitRecord{
 		ExitStatus: exitStatusNow(128+int(syscall.SIGKILL), int(syscall.SIGKILL)),
-		Reason:     "the shim died; ctrfs killed the container it could no longer supervise",
+		Reason:     "the shim died; ctrfs killed the " + what + " it could no longer supervise",
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	runc "github.com/containerd/go-runc"
+	"github.com/ctrfs/ctrfs/internal/criulog"
 	"github.com/ctrfs/ctrfs/shim/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -366,7 +367,7 @@ func runRuntime(cfg *proto.Config, dir string, io *stdio, sock *consoleSocket) (
 			msg = oneLine(err.Error())
 		}
 		if cfg.Action == proto.ActionRestore {
-			if crit := criuErrors(filepath.Join(dir, proto.RestoreLog)); crit != "" {
+			if crit := criulog.FileErrors(filepath.Join(dir, proto.RestoreLog)); crit != "" {
 				msg += "; " + proto.RestoreLog + ": " + crit
 			}
 		}

@@ -1,4 +1,4 @@
-package shim
+package criulog
 
 import (
 	"os"
@@ -18,10 +18,10 @@ func TestCriuErrors(t *testing.T) {
 		"(00.030000) Error (criu/cr-restore.c:1): Restoring FAILED.\n"
 	os.WriteFile(p, []byte(log), 0o644)
 	want := "vdso: Failed to fill self vdso symtable; kerndat_vdso_fill_symtable failed when initializing kerndat.; Restoring FAILED."
-	if got := criuErrors(p); got != want {
-		t.Errorf("criuErrors = %q\nwant %q", got, want)
+	if got := FileErrors(p); got != want {
+		t.Errorf("FileErrors = %q\nwant %q", got, want)
 	}
-	if got := criuErrors(filepath.Join(t.TempDir(), "none")); got != "" {
-		t.Errorf("criuErrors of a missing log = %q", got)
+	if got := FileErrors(filepath.Join(t.TempDir(), "none")); got != "" {
+		t.Errorf("FileErrors of a missing log = %q", got)
 	}
 }

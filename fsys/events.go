@@ -18,18 +18,10 @@ import (
 // an overflow event where it lost some. A container's events end (EOF)
 // after its delete event.
 type eventsFile struct {
+	readOnlyFile
 	rt *runtime.Runtime
 	id string // "" for every container
 	n  *notifier
-}
-
-func (f *eventsFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o444
-	return nil
-}
-
-func (f *eventsFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	return fuse.Errno(syscall.EACCES)
 }
 
 func (f *eventsFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {

@@ -88,3 +88,17 @@ func text(s string) []byte {
 	}
 	return []byte(s + "\n")
 }
+
+// readOnlyFile gives a read-only file node (events, wait, the watched and
+// the output files) its mode, 0444, and refuses every change, truncation
+// included, with EACCES.
+type readOnlyFile struct{}
+
+func (readOnlyFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	a.Mode = 0o444
+	return nil
+}
+
+func (readOnlyFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return fuse.Errno(syscall.EACCES)
+}

@@ -19,18 +19,10 @@ import (
 // is drained. POLL reports POLLIN when there is something to read (or EOF).
 // Each open has its own position: several readers each get every byte.
 type outputFile struct {
+	readOnlyFile
 	p      *runtime.Process
 	stream string
 	n      *notifier
-}
-
-func (f *outputFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o444
-	return nil
-}
-
-func (f *outputFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	return fuse.Errno(syscall.EACCES)
 }
 
 func (f *outputFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {

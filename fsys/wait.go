@@ -13,17 +13,9 @@ import (
 // exited, then gives its exit status, as the exit file shows it. POLL
 // reports POLLIN once it has exited.
 type waitFile struct {
+	readOnlyFile
 	p       *runtime.Process
 	waiters pollWaiters
-}
-
-func (f *waitFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o444
-	return nil
-}
-
-func (f *waitFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	return fuse.Errno(syscall.EACCES)
 }
 
 func (f *waitFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {

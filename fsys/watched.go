@@ -17,6 +17,7 @@ import (
 // and, for exit, for good once the process has exited. Every change also
 // pokes the file, so inotify watchers see IN_MODIFY (see notifier).
 type watchedFile struct {
+	readOnlyFile
 	content func() ([]byte, error)
 	settled func() bool // optional: readable for good once true
 	rel     string      // path under the mountpoint, for pokes
@@ -35,16 +36,6 @@ func (f *watchedFile) changed() {
 	f.gen.Add(1)
 	f.waiters.wakeAll(f.n)
 	f.n.poke(f.rel)
-}
-
-func (f *watchedFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o444
-	return nil
-}
-
-// Setattr refuses truncation: these files are not for writing.
-func (f *watchedFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	return fuse.Errno(syscall.EACCES)
 }
 
 func (f *watchedFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {

@@ -87,32 +87,19 @@ func watchExit(b *testing.B, d *daemon, id string) (poll, inotify, pidfd chan ti
 	if err != nil {
 		b.Fatal(err)
 	}
-	wake := func(fd int, read bool) chan time.Time {
+	wake := func(fd int) chan time.Time {
 		ch := make(chan time.Time, 1)
 		go func() {
 			defer unix.Close(fd)
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			for {
-				n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil || n == 0 {
-					ch <- time.Time{}
-					return
-				}
-				at := time.Now()
-				if read { // an inotify event: must be IN_MODIFY
-					buf := make([]byte, 4096)
-					unix.Read(fd, buf)
-				}
-				ch <- at
+			if r := pollFd(fd, unix.POLLIN, waitTimeout); r.err != nil || r.n == 0 {
+				ch <- time.Time{}
 				return
 			}
+			ch <- time.Now()
 		}()
 		return ch
 	}
-	return wake(exitFd, false), wake(in, true), wake(pfd, false)
+	return wake(exitFd), wake(in), wake(pfd)
 }
 
 func waitSince(b *testing.B, what string, ch chan time.Time, start time.Time) time.Duration {

@@ -136,12 +136,7 @@ func TestStreamBlockingAndPoll(t *testing.T) {
 	}
 	// fd has read everything: a poll on it waits, and the exit wakes it
 	// (EOF is something to read).
-	woke = make(chan string, 1)
-	go func() {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
-		woke <- fmt.Sprintf("revents=%#x n=%d err=%v", fds[0].Revents, n, err)
-	}()
+	woke = pollInBackground(fd)
 	select {
 	case r := <-woke:
 		t.Fatalf("poll at the end of a running process's output returned: %s", r)

@@ -128,51 +128,64 @@ func typesOf(es []event) string {
 	return strings.Join(out, ",")
 }
 
-// pollIn polls path (opened O_RDONLY with raw syscalls) for POLLIN|POLLPRI
-// in the background; the channel gets the revents, or an error.
-func pollIn(tb testing.TB, path string) (fd int, woke chan string) {
+// pollResult is what one poll(2) of one fd gave.
+type pollResult struct {
+	n       int
+	revents int16
+	err     error
+}
+
+func (r pollResult) String() string {
+	return fmt.Sprintf("n=%d revents=%#x err=%v", r.n, r.revents, r.err)
+}
+
+// pollFd polls fd for events, again when a signal interrupts it.
+func pollFd(fd int, events int16, timeout time.Duration) pollResult {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
+	for {
+		n, err := unix.Poll(fds, int(timeout/time.Millisecond))
+		if err != unix.EINTR {
+			return pollResult{n, fds[0].Revents, err}
+		}
+	}
+}
+
+// pollInBackground polls fd for POLLIN|POLLPRI in a goroutine, for up to
+// waitTimeout; the channel gets the result.
+func pollInBackground(fd int) chan pollResult {
+	woke := make(chan pollResult, 1)
+	go func() { woke <- pollFd(fd, unix.POLLIN|unix.POLLPRI, waitTimeout) }()
+	return woke
+}
+
+// pollIn opens path O_RDONLY with raw syscalls, checks that nothing is
+// ready yet (nothing has changed since the open), and polls it in the
+// background.
+func pollIn(tb testing.TB, path string) (fd int, woke chan pollResult) {
+	tb.Helper()
+	fd = openRaw(tb, path)
+	if r := pollFd(fd, unix.POLLIN|unix.POLLPRI, 0); r.err != nil || r.n != 0 {
+		tb.Fatalf("poll of a fresh open of %s: %s; want nothing ready", path, r)
+	}
+	return fd, pollInBackground(fd)
+}
+
+func openRaw(tb testing.TB, path string) int {
 	tb.Helper()
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		tb.Fatalf("open %s: %v", path, err)
 	}
 	tb.Cleanup(func() { unix.Close(fd) })
-	// Nothing has changed yet: a poll with no timeout finds nothing.
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI}}
-	n, err := unix.Poll(fds, 0)
-	for err == unix.EINTR {
-		n, err = unix.Poll(fds, 0)
-	}
-	if err != nil || n != 0 {
-		tb.Fatalf("poll of a fresh open of %s: n=%d err=%v revents=%#x; want nothing ready", path, n, err, fds[0].Revents)
-	}
-	woke = make(chan string, 1)
-	go func() {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI}}
-		for {
-			n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
-			if err == unix.EINTR {
-				continue
-			}
-			switch {
-			case err != nil:
-				woke <- "error: " + err.Error()
-			case n == 0:
-				woke <- "timeout"
-			default:
-				woke <- fmt.Sprintf("revents=%#x", fds[0].Revents)
-			}
-			return
-		}
-	}()
-	return fd, woke
+	return fd
 }
 
-func waitWoken(tb testing.TB, what string, woke chan string) {
+// waitWoken waits for a background poll and requires POLLIN.
+func waitWoken(tb testing.TB, what string, woke chan pollResult) {
 	tb.Helper()
 	select {
 	case r := <-woke:
-		if !strings.HasPrefix(r, "revents=") || !strings.Contains(r, "1") {
+		if r.err != nil || r.n != 1 || r.revents&unix.POLLIN == 0 {
 			tb.Fatalf("poll on %s: %s, want POLLIN", what, r)
 		}
 	case <-time.After(waitTimeout + 5*time.Second):
@@ -272,27 +285,8 @@ func TestPollExitWakesOnExit(t *testing.T) {
 		t.Errorf("exit after the wake-up: %q, want 137", got)
 	}
 	// Once exited, exit stays readable for every new poller.
-	_, again := pollIn2(t, d.path(id, "processes", "init", "exit"))
+	again := pollInBackground(openRaw(t, d.path(id, "processes", "init", "exit")))
 	waitWoken(t, "exit of an exited process", again)
-}
-
-// pollIn2 is pollIn without the check that nothing is ready yet.
-func pollIn2(tb testing.TB, path string) (int, chan string) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		tb.Fatalf("open %s: %v", path, err)
-	}
-	tb.Cleanup(func() { unix.Close(fd) })
-	woke := make(chan string, 1)
-	go func() {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
-		for err == unix.EINTR {
-			n, err = unix.Poll(fds, int(waitTimeout/time.Millisecond))
-		}
-		woke <- fmt.Sprintf("revents=%#x n=%d err=%v", fds[0].Revents, n, err)
-	}()
-	return fd, woke
 }
 
 func TestInotifySeesStateChanges(t *testing.T) {
@@ -361,16 +355,8 @@ func waitForWatch(t *testing.T, pid int) {
 // readInotify waits for inotify events on fd and returns their masks ORed.
 func readInotify(t *testing.T, fd int) uint32 {
 	t.Helper()
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, int(waitTimeout/time.Millisecond))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
-			t.Fatalf("no inotify event within %v (err %v)", waitTimeout, err)
-		}
-		break
+	if r := pollFd(fd, unix.POLLIN, waitTimeout); r.err != nil || r.n == 0 {
+		t.Fatalf("no inotify event within %v: %s", waitTimeout, r)
 	}
 	time.Sleep(50 * time.Millisecond) // let IN_CLOSE_WRITE follow IN_MODIFY
 	buf := make([]byte, 4096)

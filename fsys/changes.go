@@ -36,16 +36,17 @@ func (f *FS) applyChange(e runtime.Event) {
 	}
 }
 
-// dirsOf returns the directory nodes made for containers called id (more
-// than one when a deleted container's node is still known).
+// dirsOf returns the directory node of the container called id, if one
+// was made; the node of a deleted container of the same id is left alone.
 func (f *FS) dirsOf(id string) []*containerDir {
+	cur, ok := f.rt.Get(id)
+	if !ok {
+		return nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*containerDir
-	for c, d := range f.dirs {
-		if c.ID() == id {
-			out = append(out, d)
-		}
+	if d, ok := f.dirs[cur]; ok {
+		return []*containerDir{d}
 	}
-	return out
+	return nil
 }

@@ -52,7 +52,7 @@ func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 		"pid":         newROFile(func() ([]byte, error) { return text(pidText(c.Pid())), nil }),
 		"pids":        d.pids,
 		"oom":         d.oom,
-		"events":      &eventsFile{rt: f.rt, id: c.ID(), n: f.n},
+		"events":      &eventsFile{rt: f.rt, id: c.ID(), c: c, n: f.n},
 		"stats":       d.statsFile(),
 		"labels":      newROFile(func() ([]byte, error) { return labelsText(c.Labels()), nil }),
 		"bundle":      newROFile(func() ([]byte, error) { return text(c.Bundle()), nil }),

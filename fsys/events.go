@@ -20,7 +20,8 @@ import (
 type eventsFile struct {
 	readOnlyFile
 	rt *runtime.Runtime
-	id string // "" for every container
+	id string             // "" for every container
+	c  *runtime.Container // the container of ID/events, nil for the root's
 	n  *notifier
 }
 
@@ -31,6 +32,14 @@ func (f *eventsFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse
 	resp.Flags |= fuse.OpenDirectIO | fuse.OpenNonSeekable
 	h := &eventsHandle{f: f}
 	h.sub = f.rt.Subscribe(f.id, 0, func() { h.waiters.wakeAll(f.n) })
+	// Opened through the directory of a container deleted meanwhile: its
+	// stream has ended (and its id may name a new container already).
+	// Asked after subscribing, so a delete just now is either seen here or
+	// read from the subscription.
+	if f.c != nil && f.c.Deleted() {
+		h.ended = true
+		h.sub.Close()
+	}
 	return h, nil
 }
 

@@ -44,14 +44,15 @@ type outputHandle struct {
 	waiters pollWaiters // this handle's own: each open has its own position
 	reg     pollRegistration
 
-	mu        sync.Mutex // one read at a time moves the position
 	watchOnce sync.Once
 	stop      chan struct{}
 }
 
+// Read waits holding no lock of the handle: a reader blocked at the end of
+// the output must not hold up (and make unkillable, as a FUSE request in
+// flight is) another reader or a non-blocking one of the same open file.
+// Each OutputReader.Read moves the position atomically.
 func (h *outputHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	buf := make([]byte, req.Size)
 	for {
 		n, err := h.r.Read(buf)
@@ -74,21 +75,28 @@ func (h *outputHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fu
 // goroutine started at the first poll, sends the wake-ups as the log grows
 // and once the process exits.
 func (h *outputHandle) Poll(ctx context.Context, req *fuse.PollRequest, resp *fuse.PollResponse) error {
+	// The watcher's first channel is taken before the readiness check, so
+	// a change between the two still wakes.
+	h.watchOnce.Do(func() { go h.watch(h.r.Ready()) })
 	h.reg.set(h.waiters.poll(req, resp, h.r.Readable))
-	h.watchOnce.Do(func() { go h.watch() })
 	return nil
 }
 
-func (h *outputHandle) watch() {
+// watch sends the wake-ups: each change closes the channel it waits on.
+// The next channel is taken before the wake-ups go out, so a change that
+// comes while they are sent is not missed.
+func (h *outputHandle) watch(ready <-chan struct{}) {
 	for {
 		select {
-		case <-h.r.Ready():
+		case <-ready:
+			next := h.r.Ready()
 			h.waiters.wakeAll(h.f.n)
 			select {
 			case <-h.f.p.Done():
 				return // readable for good: EOF, or what is left
 			default:
 			}
+			ready = next
 		case <-h.stop:
 			return
 		}

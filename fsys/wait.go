@@ -43,7 +43,7 @@ type waitHandle struct {
 }
 
 func (h *waitHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	if err := waitReadable(ctx, req, h.f.done, h.f.p.Done()); err != nil {
+	if err := waitReadable(ctx, req, h.f.done, h.f.p.Exited()); err != nil {
 		return err
 	}
 	resp.Data = sliceAt(text(h.f.p.ExitText()), req.Offset, req.Size)

@@ -58,6 +58,14 @@ type Container struct {
 	statLRU   *statLRU
 }
 
+// Deleted reports whether the container has been deleted (its id may
+// name a new container by now).
+func (c *Container) Deleted() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.deleted
+}
+
 // ID is the container id.
 func (c *Container) ID() string { return c.id }
 
@@ -433,7 +441,7 @@ func (c *Container) concludeLostExit(p *Process) *exitRecord {
 		ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
 		defer cancel()
 		if err := c.cli.kill(ctx, c.id, syscall.SIGKILL, true); err != nil {
-			syscall.Kill(p.Pid(), syscall.SIGKILL)
+			p.signal(syscall.SIGKILL) // through a pidfd, checked against pid reuse
 		}
 		if c.cgroups().frozen() {
 			c.cli.resume(ctx, c.id) // a frozen process cannot die

@@ -155,6 +155,13 @@ func (c *Container) RemoveProcess(name string) error {
 	if p.State() != ProcExited {
 		return Errorf(KindBusy, "remove: process %q is running (kill it first)", name)
 	}
+	// Its shim may still be draining the output into the directory: the
+	// directory goes, and the name is free, only once the shim is gone.
+	select {
+	case <-p.Done():
+	case <-time.After(shimExitWait):
+		return Errorf(KindBusy, "remove: process %q: its shim has not finished in %s", name, shimExitWait)
+	}
 	c.mu.Lock()
 	delete(c.procs, name)
 	c.mu.Unlock()

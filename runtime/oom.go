@@ -41,6 +41,11 @@ type oomWatch struct {
 	efd     int    // v1: the eventfd the monitor watches; -1 if none
 	wd      int    // v2: the inotify watch; -1 if none
 	stopped bool
+	// notified holds a token when the kernel has signalled and nobody
+	// has looked yet: one checker goroutine per container takes it, so a
+	// burst of signals under memory pressure costs one look, not many.
+	notified chan struct{}
+	quit     chan struct{} // closed by stopOOMWatch: the checker ends
 }
 
 // OOMCount is how many processes of the container the kernel has killed
@@ -71,26 +76,37 @@ func (c *Container) watchOOM(r *Runtime) {
 		w.mu.Unlock()
 		return
 	}
+	notified, quit := make(chan struct{}, 1), make(chan struct{})
+	signal := func() {
+		select {
+		case notified <- struct{}{}:
+		default: // the checker has a look pending already
+		}
+	}
 	var err error
 	if cg.v2 {
 		w.path = filepath.Join(cg.memory, "memory.events")
-		w.wd, err = r.inotifyOOM(w.path, func() { c.checkOOM(r, true) })
+		w.wd, err = r.inotifyOOM(w.path, signal)
 	} else {
 		w.path = filepath.Join(cg.memory, "memory.oom_control")
 		w.efd, err = registerOOMEventfd(cg.memory)
 		if err == nil {
-			err = r.mon.watchReadable(w.efd, func([]byte) { c.checkOOM(r, true) })
+			err = r.mon.watchReadable(w.efd, func([]byte) { signal() })
 			if err != nil {
 				w.efd = -1 // watchReadable closed it
 			}
 		}
+	}
+	if err == nil {
+		w.notified, w.quit = notified, quit
 	}
 	w.mu.Unlock()
 	if err != nil {
 		c.log.WithError(err).Warn("cannot watch for OOM kills")
 		return
 	}
-	c.checkOOM(r, false)
+	c.countOOM(r, false) // what happened before the watch was in place
+	go c.checkOOM(r, notified, quit)
 }
 
 // registerOOMEventfd makes an eventfd the kernel signals on every OOM in
@@ -118,17 +134,21 @@ func registerOOMEventfd(dir string) (int, error) {
 // victim and raises oom_kill.
 var oomRecheck = []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 25 * time.Millisecond, 125 * time.Millisecond, 625 * time.Millisecond}
 
-// checkOOM counts the rise of the cgroup's oom_kill counter; after a
-// notification it looks again for a while until the kill shows.
-func (c *Container) checkOOM(r *Runtime, notified bool) {
-	if !notified {
-		c.countOOM(r, false)
-		return
-	}
-	for _, d := range oomRecheck {
-		time.Sleep(d)
-		if counted, over := c.countOOM(r, true); counted || over {
+// checkOOM is the container's OOM checker: on each signal it counts the
+// rise of the cgroup's oom_kill counter, looking again for a while until
+// the kill shows.
+func (c *Container) checkOOM(r *Runtime, notified, quit chan struct{}) {
+	for {
+		select {
+		case <-quit:
 			return
+		case <-notified:
+		}
+		for _, d := range oomRecheck {
+			time.Sleep(d)
+			if counted, over := c.countOOM(r, true); counted || over {
+				break
+			}
 		}
 	}
 }
@@ -177,6 +197,10 @@ func (c *Container) stopOOMWatch(r *Runtime) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stopped = true
+	if w.quit != nil {
+		close(w.quit)
+		w.quit = nil
+	}
 	if w.efd >= 0 {
 		r.mon.unwatch(w.efd)
 		w.efd = -1

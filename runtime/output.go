@@ -46,7 +46,7 @@ func (p *Process) OpenOutput(stream string) (*OutputReader, error) {
 	}
 	r := &OutputReader{p: p, path: filepath.Join(p.dir, stream)}
 	// The watch comes first: a change after it is never missed.
-	if p.State() != ProcExited {
+	if !p.finished() {
 		if l, err := p.c.rt.logs.add(r.path); err == nil {
 			r.watch = l
 		}
@@ -106,7 +106,7 @@ func (r *OutputReader) Ready() <-chan struct{} {
 // Readable reports whether a Read would give something now: bytes past the
 // reader's position, or EOF.
 func (r *OutputReader) Readable() bool {
-	if r.p.State() == ProcExited {
+	if r.p.finished() {
 		return true
 	}
 	r.mu.Lock()
@@ -128,9 +128,11 @@ func (r *OutputReader) Readable() bool {
 func (r *OutputReader) Read(buf []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Asked before reading: once the exit is recorded, the shim has
-	// finished the log, so what the read then finds is all there is.
-	exited := r.p.State() == ProcExited
+	// Asked before reading: once the process is Done its shim has
+	// drained the output and is gone, so what the read then finds is all
+	// there is. (The exit itself is recorded earlier, from the shim's
+	// report, while the shim may still be copying the last output.)
+	exited := r.p.finished()
 	if r.f == nil {
 		f, err := os.Open(r.path)
 		if err != nil {

@@ -214,3 +214,31 @@ func TestOutputMissingLog(t *testing.T) {
 		t.Errorf("OpenOutput(stdin): %v", err)
 	}
 }
+
+// The exit is recorded from the shim's report while the shim may still be
+// draining the last output into the log: a reader at the end of the log
+// must wait, not end, until the shim is done (markDone).
+func TestOutputEndsWhenTheShimIsDone(t *testing.T) {
+	p, w := outputProcess(t)
+	w.Write([]byte("first\n"))
+	r, err := p.OpenOutput(Stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := readUntilBlock(r); got != "first\n" || !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("read = %q, %v", got, err)
+	}
+	p.setExit(&exitRecord{ExitStatus: exitStatusNow(0, 0)}) // the shim's report
+	if got, err := readUntilBlock(r); got != "" || !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("read after the exit is recorded, before the shim is done: %q, %v; want ErrWouldBlock", got, err)
+	}
+	if r.Readable() {
+		t.Error("Readable before the shim is done, with nothing new in the log")
+	}
+	w.Write([]byte("last\n")) // the shim drains the rest
+	p.markDone()
+	if got, err := readUntilBlock(r); got != "last\n" || err != io.EOF {
+		t.Fatalf("read once the shim is done: %q, %v; want the last line, then EOF", got, err)
+	}
+}

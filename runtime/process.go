@@ -34,12 +34,13 @@ type Process struct {
 	pid         int
 	start       uint64 // start time, against pid reuse
 	exit        *exitRecord
-	done        chan struct{} // closed once exit is set
+	exited      chan struct{} // closed once exit is set
+	done        chan struct{} // closed once, besides, the shim is gone
 	stdinClosed bool          // close-stdin was sent, or the fifo is gone
 }
 
 func newProcess(c *Container, name, dir string, spec []byte, stdio proto.Config) *Process {
-	return &Process{c: c, name: name, dir: dir, spec: spec, stdin: stdio.Stdin, tty: stdio.Terminal, done: make(chan struct{})}
+	return &Process{c: c, name: name, dir: dir, spec: spec, stdin: stdio.Stdin, tty: stdio.Terminal, exited: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Name is the process name ("init" for the container's init).
@@ -123,7 +124,23 @@ func (p *Process) setExit(rec *exitRecord) bool {
 		return false
 	}
 	p.exit = rec
+	close(p.exited)
 	return true
+}
+
+// Exited is closed once the exit is recorded: from the shim's report, a
+// moment before the shim has drained the output and gone (Done).
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// finished reports whether p is Done: exited, its output complete, its
+// shim gone.
+func (p *Process) finished() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Process) markDone() {

@@ -78,6 +78,12 @@ func (p *Process) CloseStdin() error {
 	if err != nil && KindOf(err) == KindBusy {
 		return nil // it exited meanwhile: its input has ended anyway
 	}
+	if err != nil {
+		// Not delivered: stdin stays open, and close-stdin may be tried again.
+		p.mu.Lock()
+		p.stdinClosed = false
+		p.mu.Unlock()
+	}
 	return err
 }
 

@@ -81,7 +81,13 @@ func (r *Reaper) reap() {
 		start, _ := procStartTime(pid)
 		var ws unix.WaitStatus
 		for {
-			_, err = unix.Wait4(pid, &ws, 0, nil)
+			// WNOHANG: another reap loop may have taken this zombie, and
+			// its pid may already name a new child that is still running.
+			var got int
+			got, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			if err == nil && got == 0 {
+				err = unix.ECHILD
+			}
 			if err != unix.EINTR {
 				break
 			}

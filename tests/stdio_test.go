@@ -373,3 +373,39 @@ func TestExecStdinNonblockAndInterrupt(t *testing.T) {
 		t.Errorf("write after the exit: %v, want EPIPE", err)
 	}
 }
+
+// TestFollowEndsOnlyWithTheLastByte: the exit is recorded from the shim's
+// report, a moment before the shim has drained the process's last output
+// into the log. Followers, and a reader that starts right after `wait`
+// returns, must still get every byte before EOF. The process ends with one
+// big write, so that the pipe is full when it exits, with readers waiting
+// at the end of the log.
+func TestFollowEndsOnlyWithTheLastByte(t *testing.T) {
+	d := startDaemon(t)
+	id := newID("tail")
+	d.run(id, demoBundle(t))
+	d.mustExec(id, `mk -- sh -c 'seq 1 300000 > /tmp/big'`)
+	d.waitExit(id, "mk", "0")
+	var want strings.Builder
+	want.WriteString("start\n")
+	for i := 1; i <= 300000; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	for round := 0; round < 5; round++ {
+		name := fmt.Sprintf("big%d", round)
+		d.mustExec(id, name+` --stdin -- sh -c 'read go; echo start; sleep 0.2; cat /tmp/big'`)
+		r := d.follow(id, "processes", name, "stdout")
+		if err := d.writeStdin(id, name, []byte("go\n")); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.eof(); got != want.String() {
+			t.Errorf("%s: a follower got %d bytes before EOF, want %d", name, len(got), want.Len())
+		}
+		if got := d.readTrim(id, "processes", name, "wait"); got != "0" {
+			t.Errorf("%s: wait = %q", name, got)
+		}
+		if got := d.read(id, "processes", name, "stdout"); got != want.String() {
+			t.Errorf("%s: stdout read after wait: %d bytes, want %d", name, len(got), want.Len())
+		}
+	}
+}

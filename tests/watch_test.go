@@ -254,6 +254,7 @@ func TestOOMCountedPolledAndPublished(t *testing.T) {
 	// which fires the eventfd too; that is no OOM.
 	d.run(calm, newBundle(t, "sleep", "1000"))
 	calmEvents := d.openEvents(calm, "events")
+	dir := openRaw(t, d.path(calm)) // kept: its events are opened after the delete
 	d.forceDelete(calm)
 	for _, e := range calmEvents.until(calm, "delete") {
 		if e.Type == "oom" {
@@ -267,6 +268,20 @@ func TestOOMCountedPolledAndPublished(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Error("per-container events did not end (EOF) after the delete event")
+	}
+	// Opened through the directory of the deleted container: ended at once.
+	late, err := within(opTimeout, "read events of a deleted container", func() (string, error) {
+		fd, err := unix.Openat(dir, "events", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", err
+		}
+		defer unix.Close(fd)
+		buf := make([]byte, 4096)
+		n, err := unix.Read(fd, buf)
+		return string(buf[:max(n, 0)]), err
+	})
+	if late != "" || err != nil {
+		t.Errorf("events of a deleted container, opened after the delete: %q, %v; want EOF at once", late, err)
 	}
 }
 
@@ -292,7 +307,7 @@ func TestPollExitWakesOnExit(t *testing.T) {
 func TestInotifySeesStateChanges(t *testing.T) {
 	requireIntegration(t)
 	d := startDaemon(t)
-	id := newID("inot")
+	id := newID("in..ot") // ".." inside a name is valid, and must be poked too
 	d.run(id, demoBundle(t))
 	state := d.path(id, "state")
 

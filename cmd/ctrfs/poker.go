@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,7 +87,6 @@ func (p *poker) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s poke: %w", p.self, err)
 	}
-	go cmd.Wait()
 	line := make(chan string, 1)
 	go func() {
 		l, _ := bufio.NewReader(out).ReadString('\n')
@@ -102,10 +102,17 @@ func (p *poker) start() error {
 	if err != nil || tid <= 0 {
 		cmd.Process.Kill()
 		in.Close()
+		cmd.Wait()
 		return fmt.Errorf("poker did not tell its thread: %v", err)
 	}
 	p.in = in.(*os.File)
 	p.tid.Store(int32(tid))
+	// Once the poker is gone its thread id may name another thread, whose
+	// writes must not be taken for pokes.
+	go func() {
+		cmd.Wait()
+		p.tid.CompareAndSwap(int32(tid), 0)
+	}()
 	return nil
 }
 
@@ -119,7 +126,9 @@ func pokeMain(mnt string) int {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		rel := sc.Text()
-		if rel == "" || strings.Contains(rel, "..") {
+		// Only paths under the mount: ".." is refused as a path element,
+		// not within a name ("db..1" is a valid id).
+		if rel == "" || filepath.IsAbs(rel) || slices.Contains(strings.Split(rel, "/"), "..") {
 			continue
 		}
 		// Raw syscalls: an os.File would register the fd with the

@@ -211,31 +211,8 @@ func BenchmarkCreateStartPaired(b *testing.B) {
 // ID/state through ctrfs (open+read+close) and `runc state` of a container
 // of its own, each timed on its own.
 func BenchmarkStateReadPaired(b *testing.B) {
-	d := startDaemon(b)
-	bundle := demoBundle(b)
-	id := newID("bsp")
-	d.run(id, bundle)
-	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
-	root := runcRoot(b)
-	runcRunDetached(b, root, bundle, "r"+id, filepath.Join(root, "..", "pid"))
-	var ctrfsTime, runcTime time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		s, err := os.ReadFile(d.path(id, "state"))
-		ctrfsTime += time.Since(start)
-		if err != nil || string(s) != "running\n" {
-			b.Fatalf("read state: %q, %v", s, err)
-		}
-		start = time.Now()
-		out, err := exec.Command("runc", "--root", root, "state", "r"+id).Output()
-		runcTime += time.Since(start)
-		if err != nil || !bytes.Contains(out, []byte(`"status": "running"`)) {
-			b.Fatalf("runc state: %v: %s", err, out)
-		}
-	}
-	b.StopTimer()
-	reportPaired(b, "state read (paired)", ctrfsTime, runcTime, "target: runc/ctrfs >= 20")
+	benchReadPaired(b, "state read (paired)", "state", func(s []byte) bool { return string(s) == "running\n" },
+		[]string{"state"}, `"status": "running"`)
 }
 
 // BenchmarkStatsReadPaired alternates, in every iteration, a read of
@@ -243,31 +220,40 @@ func BenchmarkStateReadPaired(b *testing.B) {
 // files) and `runc events --stats` of a container of its own (one
 // snapshot), each timed on its own.
 func BenchmarkStatsReadPaired(b *testing.B) {
+	benchReadPaired(b, "stats read (paired)", "stats", func(s []byte) bool { return bytes.Contains(s, []byte(`"pids":{"current":`)) },
+		[]string{"events", "--stats"}, `"type":"stats"`)
+}
+
+// benchReadPaired alternates a read of ID/file through ctrfs, which ok
+// must accept, and `runc ARGS... ID` of a runc container of its own, whose
+// output must hold runcWant; each is timed on its own.
+func benchReadPaired(b *testing.B, what, file string, ok func([]byte) bool, runcArgs []string, runcWant string) {
 	d := startDaemon(b)
 	bundle := demoBundle(b)
-	id := newID("bstp")
+	id := newID("brp")
 	d.run(id, bundle)
 	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
 	root := runcRoot(b)
 	runcRunDetached(b, root, bundle, "r"+id, filepath.Join(root, "..", "pid"))
+	args := append(append([]string{"--root", root}, runcArgs...), "r"+id)
 	var ctrfsTime, runcTime time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		s, err := os.ReadFile(d.path(id, "stats"))
+		s, err := os.ReadFile(d.path(id, file))
 		ctrfsTime += time.Since(start)
-		if err != nil || !bytes.Contains(s, []byte(`"pids":{"current":`)) {
-			b.Fatalf("read stats: %q, %v", s, err)
+		if err != nil || !ok(s) {
+			b.Fatalf("read %s: %q, %v", file, s, err)
 		}
 		start = time.Now()
-		out, err := exec.Command("runc", "--root", root, "events", "--stats", "r"+id).Output()
+		out, err := exec.Command("runc", args...).Output()
 		runcTime += time.Since(start)
-		if err != nil || !bytes.Contains(out, []byte(`"type":"stats"`)) {
-			b.Fatalf("runc events --stats: %v: %s", err, out)
+		if err != nil || !bytes.Contains(out, []byte(runcWant)) {
+			b.Fatalf("runc %v: %v: %s", runcArgs, err, out)
 		}
 	}
 	b.StopTimer()
-	reportPaired(b, "stats read (paired)", ctrfsTime, runcTime, "target: runc/ctrfs >= 20")
+	reportPaired(b, what, ctrfsTime, runcTime, "target: runc/ctrfs >= 20")
 }
 
 // reportPaired reports a paired benchmark's mean times per op and their

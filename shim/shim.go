@@ -231,8 +231,9 @@ func run(p *prepared, dir string) int {
 	}
 
 	// A process that is already gone was reaped with its start time, read
-	// while it was a zombie.
-	start, serr := procStartTime(pid)
+	// while it was a zombie. Its pid may even name another process by now:
+	// one that is not our child is not ours.
+	start, serr := childStartTime(pid)
 	exits := reaper.Watch(pid, start)
 	var early *Exit
 	if serr != nil {
@@ -448,18 +449,37 @@ func procStartTime(pid int) (uint64, error) {
 	return parseStartTime(data)
 }
 
+// childStartTime is procStartTime of pid, provided pid is a child of the
+// shim (as the runtime leaves the process it started: the shim is their
+// subreaper); 0 and an error otherwise.
+func childStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	if ppid, err := parseStatField(data, 4); err != nil || ppid != uint64(os.Getpid()) {
+		return 0, fmt.Errorf("pid %d is not the shim's child (parent %d, %v)", pid, ppid, err)
+	}
+	return parseStartTime(data)
+}
+
 // parseStartTime parses the content of /proc/PID/stat. The comm field (2)
 // may hold spaces and parens, so fields are counted after the last ')'.
 func parseStartTime(stat []byte) (uint64, error) {
+	return parseStatField(stat, 22)
+}
+
+// parseStatField returns field n (1-based, n >= 3) of /proc/PID/stat.
+func parseStatField(stat []byte, n int) (uint64, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, errors.New("stat: no ')'")
 	}
 	f := strings.Fields(string(stat[i+1:])) // f[0] is field 3
-	if len(f) <= 22-3 {
+	if len(f) <= n-3 {
 		return 0, errors.New("stat: too few fields")
 	}
-	return strconv.ParseUint(f[22-3], 10, 64)
+	return strconv.ParseUint(f[n-3], 10, 64)
 }
 
 // writeAtomic writes a file in the current directory so that a reader sees

@@ -866,3 +866,22 @@ func TestShimExecTerminal(t *testing.T) {
 		t.Errorf("stderr of a terminal process = %q, want empty", got)
 	}
 }
+
+func TestChildStartTime(t *testing.T) {
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	want, err := procStartTime(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := childStartTime(cmd.Process.Pid); err != nil || got != want {
+		t.Errorf("childStartTime of our child = %d, %v; want %d", got, err, want)
+	}
+	// pid 1 is nobody's child: a reused pid must not pass for the process.
+	if got, err := childStartTime(1); err == nil || got != 0 {
+		t.Errorf("childStartTime(1) = %d, %v; want an error", got, err)
+	}
+}

@@ -125,7 +125,7 @@ func TestStatFilesConcurrent(t *testing.T) {
 func openFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Skip("no /proc/self/fd")
+		t.Fatal(err)
 	}
 	return len(ents)
 }

@@ -67,71 +67,63 @@ func BenchmarkCreateStartRunc(b *testing.B) {
 
 // BenchmarkStateReadCtrfs measures open+read+close of ID/state.
 func BenchmarkStateReadCtrfs(b *testing.B) {
-	d := startDaemon(b)
-	id := newID("bsr")
-	d.run(id, demoBundle(b))
-	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		s, err := os.ReadFile(d.path(id, "state"))
-		if err != nil || string(s) != "running\n" {
-			b.Fatalf("read state: %q, %v", s, err)
-		}
-	}
-	b.StopTimer()
-	recordNsPerOp(b, "StateReadCtrfs")
+	benchReadCtrfs(b, "StateReadCtrfs", "state", isRunning)
 }
 
 // BenchmarkStateRunc measures `runc state ID`.
 func BenchmarkStateRunc(b *testing.B) {
-	requireIntegration(b)
-	root := runcRoot(b)
-	id := newID("bsr")
-	runcRunDetached(b, root, demoBundle(b), id, filepath.Join(root, "..", "pid"))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		out, err := exec.Command("runc", "--root", root, "state", id).Output()
-		if err != nil || !bytes.Contains(out, []byte(`"status": "running"`)) {
-			b.Fatalf("runc state: %v: %s", err, out)
-		}
-	}
-	b.StopTimer()
-	recordNsPerOp(b, "StateRunc")
+	benchRunc(b, "StateRunc", []string{"state"}, `"status": "running"`)
 }
 
 // BenchmarkStatsReadCtrfs measures open+read+close of ID/stats, back to
 // back.
 func BenchmarkStatsReadCtrfs(b *testing.B) {
-	d := startDaemon(b)
-	id := newID("bstr")
-	d.run(id, demoBundle(b))
-	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		s, err := os.ReadFile(d.path(id, "stats"))
-		if err != nil || !bytes.Contains(s, []byte(`"pids":{"current":`)) {
-			b.Fatalf("read stats: %q, %v", s, err)
-		}
-	}
-	b.StopTimer()
-	recordNsPerOp(b, "StatsReadCtrfs")
+	benchReadCtrfs(b, "StatsReadCtrfs", "stats", hasPidsStats)
 }
 
 // BenchmarkStatsRunc measures `runc events --stats ID`, back to back.
 func BenchmarkStatsRunc(b *testing.B) {
-	requireIntegration(b)
-	root := runcRoot(b)
-	id := newID("bstr")
-	runcRunDetached(b, root, demoBundle(b), id, filepath.Join(root, "..", "pid"))
+	benchRunc(b, "StatsRunc", []string{"events", "--stats"}, `"type":"stats"`)
+}
+
+func isRunning(s []byte) bool    { return string(s) == "running\n" }
+func hasPidsStats(s []byte) bool { return bytes.Contains(s, []byte(`"pids":{"current":`)) }
+
+// benchReadCtrfs measures open+read+close of ID/file of a running demo
+// container, back to back; ok must accept every answer.
+func benchReadCtrfs(b *testing.B, name, file string, ok func([]byte) bool) {
+	d := startDaemon(b)
+	id := newID("brc")
+	d.run(id, demoBundle(b))
+	b.Cleanup(func() { d.ctl("delete " + id + " --force\n") })
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out, err := exec.Command("runc", "--root", root, "events", "--stats", id).Output()
-		if err != nil || !bytes.Contains(out, []byte(`"type":"stats"`)) {
-			b.Fatalf("runc events --stats: %v: %s", err, out)
+		s, err := os.ReadFile(d.path(id, file))
+		if err != nil || !ok(s) {
+			b.Fatalf("read %s: %q, %v", file, s, err)
 		}
 	}
 	b.StopTimer()
-	recordNsPerOp(b, "StatsRunc")
+	recordNsPerOp(b, name)
+}
+
+// benchRunc measures `runc ARGS... ID` of a running demo container, back
+// to back; its output must hold want.
+func benchRunc(b *testing.B, name string, args []string, want string) {
+	requireIntegration(b)
+	root := runcRoot(b)
+	id := newID("brr")
+	runcRunDetached(b, root, demoBundle(b), id, filepath.Join(root, "..", "pid"))
+	full := append(append([]string{"--root", root}, args...), id)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := exec.Command("runc", full...).Output()
+		if err != nil || !bytes.Contains(out, []byte(want)) {
+			b.Fatalf("runc %v: %v: %s", args, err, out)
+		}
+	}
+	b.StopTimer()
+	recordNsPerOp(b, name)
 }
 
 // runcRoot makes a runc --root of its own for b, and deletes every container
@@ -211,8 +203,7 @@ func BenchmarkCreateStartPaired(b *testing.B) {
 // ID/state through ctrfs (open+read+close) and `runc state` of a container
 // of its own, each timed on its own.
 func BenchmarkStateReadPaired(b *testing.B) {
-	benchReadPaired(b, "state read (paired)", "state", func(s []byte) bool { return string(s) == "running\n" },
-		[]string{"state"}, `"status": "running"`)
+	benchReadPaired(b, "state read (paired)", "state", isRunning, []string{"state"}, `"status": "running"`)
 }
 
 // BenchmarkStatsReadPaired alternates, in every iteration, a read of
@@ -220,8 +211,7 @@ func BenchmarkStateReadPaired(b *testing.B) {
 // files) and `runc events --stats` of a container of its own (one
 // snapshot), each timed on its own.
 func BenchmarkStatsReadPaired(b *testing.B) {
-	benchReadPaired(b, "stats read (paired)", "stats", func(s []byte) bool { return bytes.Contains(s, []byte(`"pids":{"current":`)) },
-		[]string{"events", "--stats"}, `"type":"stats"`)
+	benchReadPaired(b, "stats read (paired)", "stats", hasPidsStats, []string{"events", "--stats"}, `"type":"stats"`)
 }
 
 // benchReadPaired alternates a read of ID/file through ctrfs, which ok

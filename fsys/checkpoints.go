@@ -49,7 +49,7 @@ func (d *checkpointsDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) 
 
 // Mkdir is `checkpoint NAME` with the default options.
 func (d *checkpointsDir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, error) {
-	if err := d.c.Checkpoint(runtime.CheckpointRequest{Name: req.Name}); err != nil {
+	if err := d.c.Checkpoint(ctx, runtime.CheckpointRequest{Name: req.Name}); err != nil {
 		d.lastErr.set(describe(err))
 		return nil, errnoOf(err)
 	}

@@ -1,6 +1,7 @@
 package fsys
 
 import (
+	"context"
 	"encoding/json"
 	"path"
 	"sort"
@@ -28,7 +29,7 @@ type containerDir struct {
 
 func newContainerDir(f *FS, c *runtime.Container) *containerDir {
 	d := &containerDir{c: c, n: f.n, procs: map[*runtime.Process]*processDir{}}
-	d.ctl = &ctlFile{verbs: containerVerbs, grammar: containerGrammar, run: func(cmd command) error { return runContainer(f.rt, c, cmd) }, lastErr: &lastError{}}
+	d.ctl = &ctlFile{verbs: containerVerbs, grammar: containerGrammar, run: func(ctx context.Context, cmd command) error { return runContainer(ctx, f.rt, c, cmd) }, lastErr: &lastError{}}
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
 	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {
@@ -108,25 +109,25 @@ func (d *containerDir) statsFile() *roFile {
 }
 
 // runContainer carries out one command written to a container's ctl.
-func runContainer(rt *runtime.Runtime, c *runtime.Container, cmd command) error {
+func runContainer(ctx context.Context, rt *runtime.Runtime, c *runtime.Container, cmd command) error {
 	switch cmd.verb {
 	case "start":
-		return c.Start()
+		return c.Start(ctx)
 	case "pause":
-		return c.Pause()
+		return c.Pause(ctx)
 	case "resume":
-		return c.Resume()
+		return c.Resume(ctx)
 	case "kill":
-		return c.Kill(cmd.signal, cmd.all)
+		return c.Kill(ctx, cmd.signal, cmd.all)
 	case "update":
-		return c.Update(cmd.update)
+		return c.Update(ctx, cmd.update)
 	case "checkpoint":
-		return c.Checkpoint(cmd.checkpoint)
+		return c.Checkpoint(ctx, cmd.checkpoint)
 	case "exec":
-		_, err := c.Exec(cmd.exec)
+		_, err := c.Exec(ctx, cmd.exec)
 		return err
 	case "delete":
-		return rt.Delete(c, cmd.force)
+		return rt.Delete(ctx, c, cmd.force)
 	}
 	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
@@ -143,7 +144,7 @@ type processDir struct {
 // newProcessDir makes the directory of process p, at rel under the mount.
 func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
 	d := &processDir{
-		ctl:   &ctlFile{verbs: processVerbs, grammar: processGrammar, run: func(cmd command) error { return runProcess(p, cmd) }, lastErr: &lastError{}},
+		ctl:   &ctlFile{verbs: processVerbs, grammar: processGrammar, run: func(ctx context.Context, cmd command) error { return runProcess(ctx, p, cmd) }, lastErr: &lastError{}},
 		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
 		exit:  newWatchedFile(n, path.Join(rel, "exit"), func() ([]byte, error) { return text(p.ExitText()), nil }),
 		wait:  &waitFile{p: p},
@@ -164,10 +165,10 @@ func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
 }
 
 // runProcess carries out one command written to a process's ctl.
-func runProcess(p *runtime.Process, cmd command) error {
+func runProcess(ctx context.Context, p *runtime.Process, cmd command) error {
 	switch cmd.verb {
 	case "kill":
-		return p.Signal(cmd.signal)
+		return p.Signal(ctx, cmd.signal)
 	case "close-stdin":
 		return p.CloseStdin()
 	case "resize":

@@ -15,8 +15,8 @@ import (
 // A fresh open reads the verbs and the last error.
 type ctlFile struct {
 	verbs   string
-	grammar grammar             // the root's, a container's or a process's
-	run     func(command) error // carries out one command
+	grammar grammar                              // the root's, a container's or a process's
+	run     func(context.Context, command) error // carries out one command
 	lastErr *lastError
 }
 
@@ -92,7 +92,7 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 		out.WriteString("error: " + describe(err) + "\n")
 	}
 	for i, cmd := range cmds {
-		if err := h.file.run(cmd); err != nil {
+		if err := h.file.run(ctx, cmd); err != nil {
 			fail = err
 			out.WriteString("error: " + describe(err) + "\n")
 			for _, rest := range cmds[i+1:] {

@@ -52,17 +52,17 @@ func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config, poker Pok
 // Root is the mount's root directory.
 func (f *FS) Root() (fs.Node, error) { return f.root, nil }
 
-func (f *FS) runRoot(cmd command) error {
+func (f *FS) runRoot(ctx context.Context, cmd command) error {
 	switch cmd.verb {
 	case "create", "run":
-		_, err := f.rt.Create(cmd.create)
+		_, err := f.rt.Create(ctx, cmd.create)
 		return err
 	case "delete":
 		c, ok := f.rt.Get(cmd.id)
 		if !ok {
 			return runtime.Errorf(runtime.KindNotFound, "delete: no such container %q", cmd.id)
 		}
-		return f.rt.Delete(c, cmd.force)
+		return f.rt.Delete(ctx, c, cmd.force)
 	}
 	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
@@ -140,7 +140,7 @@ func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	if !req.Dir {
 		return fuse.Errno(syscall.EISDIR)
 	}
-	if err := d.fs.rt.Delete(c, false); err != nil {
+	if err := d.fs.rt.Delete(ctx, c, false); err != nil {
 		d.fs.dirFor(c).ctl.lastErr.set(describe(err))
 		return errnoOf(err)
 	}

@@ -79,11 +79,11 @@ func (c *Container) CheckpointDir() string {
 // into a new checkpoint; the container keeps running unless req.Exit. The
 // checkpoint is made under a temporary name and renamed into place once
 // complete, so a failure leaves nothing behind.
-func (c *Container) Checkpoint(req CheckpointRequest) error {
+func (c *Container) Checkpoint(ctx context.Context, req CheckpointRequest) error {
 	if err := req.Check(); err != nil {
 		return err
 	}
-	ctx, end, err := c.begin(OrderCheckpoint)
+	ctx, end, err := c.begin(ctx, OrderCheckpoint)
 	if err != nil {
 		return err
 	}

@@ -205,7 +205,7 @@ func (c *Container) setState(to State) {
 }
 
 // begin takes the order lock and checks the order against the state.
-func (c *Container) begin(order Order) (context.Context, func(), error) {
+func (c *Container) begin(ctx context.Context, order Order) (context.Context, func(), error) {
 	c.ops.Lock()
 	c.mu.RLock()
 	state, deleted := c.state, c.deleted
@@ -218,7 +218,7 @@ func (c *Container) begin(order Order) (context.Context, func(), error) {
 		c.ops.Unlock()
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+	ctx, cancel := orderContext(ctx, orderTimeout)
 	return ctx, func() { cancel(); c.ops.Unlock() }, nil
 }
 
@@ -275,8 +275,8 @@ func (c *Container) failed(order Order, err error) error {
 }
 
 // Start runs the user's program of a created container.
-func (c *Container) Start() error {
-	ctx, end, err := c.begin(OrderStart)
+func (c *Container) Start(ctx context.Context) error {
+	ctx, end, err := c.begin(ctx, OrderStart)
 	if err != nil {
 		return err
 	}
@@ -302,8 +302,8 @@ func (c *Container) Start() error {
 }
 
 // Pause freezes every process of a running container.
-func (c *Container) Pause() error {
-	ctx, end, err := c.begin(OrderPause)
+func (c *Container) Pause(ctx context.Context) error {
+	ctx, end, err := c.begin(ctx, OrderPause)
 	if err != nil {
 		return err
 	}
@@ -317,8 +317,8 @@ func (c *Container) Pause() error {
 }
 
 // Resume thaws a paused container.
-func (c *Container) Resume() error {
-	ctx, end, err := c.begin(OrderResume)
+func (c *Container) Resume(ctx context.Context) error {
+	ctx, end, err := c.begin(ctx, OrderResume)
 	if err != nil {
 		return err
 	}
@@ -332,8 +332,8 @@ func (c *Container) Resume() error {
 }
 
 // Kill sends sig to init, or with all to every process of the container.
-func (c *Container) Kill(sig syscall.Signal, all bool) error {
-	ctx, end, err := c.begin(OrderKill)
+func (c *Container) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	ctx, end, err := c.begin(ctx, OrderKill)
 	if err != nil {
 		return err
 	}
@@ -464,4 +464,12 @@ func (c *Container) concludeLostExit(p *Process) *exitRecord {
 		ExitStatus: exitStatusNow(128+int(syscall.SIGKILL), int(syscall.SIGKILL)),
 		Reason:     "the shim died; ctrfs killed the " + what + " it could no longer supervise",
 	}
+}
+
+// orderContext is the context an order runs under: the writer's values but
+// never its cancellation, since an order abandoned halfway (a runc create
+// without its shim watched, a delete without its directory removed) would
+// leave half-made state; bounded by d instead.
+func orderContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,11 +56,11 @@ func (c *Container) addProcess(p *Process) {
 // its own (`runc exec --detach`). The name must be free: a process keeps
 // its name, exited or not, until it is removed. On failure nothing is left
 // behind.
-func (c *Container) Exec(req ExecRequest) (*Process, error) {
+func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error) {
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
-	ctx, end, err := c.begin(OrderExec)
+	ctx, end, err := c.begin(ctx, OrderExec)
 	if err != nil {
 		return nil, err
 	}

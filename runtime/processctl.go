@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -14,9 +15,9 @@ import (
 // (`runc kill`), as the container's kill does; an exec's is sent to its
 // host pid through a pidfd, which stays bound to that very process even if
 // the pid is reused meanwhile.
-func (p *Process) Signal(sig syscall.Signal) error {
+func (p *Process) Signal(ctx context.Context, sig syscall.Signal) error {
 	if p == p.c.init {
-		return p.c.Kill(sig, false)
+		return p.c.Kill(ctx, sig, false)
 	}
 	if p.State() == ProcExited {
 		return Errorf(KindBusy, "kill: process %q has exited", p.name)

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -308,11 +309,11 @@ func resourcesOf(raw []byte) *specs.LinuxResources {
 // Update applies new resource limits with the runtime (runc update). The
 // limits are then visible in stats (the kernel's) and in status (as
 // ctrfs applied them).
-func (c *Container) Update(req UpdateRequest) error {
+func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 	if err := req.Check(); err != nil {
 		return err
 	}
-	ctx, end, err := c.begin(OrderUpdate)
+	ctx, end, err := c.begin(ctx, OrderUpdate)
 	if err != nil {
 		return err
 	}

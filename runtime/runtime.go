@@ -323,7 +323,7 @@ func (r *Runtime) unreserve(id string) {
 
 // Create makes a container (and with req.Start starts it). On any failure
 // nothing is left behind: no directory, no runtime state, no shim.
-func (r *Runtime) Create(req CreateRequest) (*Container, error) {
+func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, error) {
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
@@ -400,7 +400,7 @@ func (r *Runtime) Create(req CreateRequest) (*Container, error) {
 	case req.Start:
 		action = proto.ActionRun
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	ctx, cancel := orderContext(ctx, createTimeout)
 	defer cancel()
 	tShim := time.Now()
 	_, err = r.shims.launch(ctx, c.init.dir, proto.Config{
@@ -470,7 +470,7 @@ const shimExitWait = 15 * time.Second
 // Delete removes a container: created or stopped ones, or with force any.
 // It takes the container, not its id, so that a stale handle on a deleted
 // container can never delete a new one that reuses the id.
-func (r *Runtime) Delete(c *Container, force bool) error {
+func (r *Runtime) Delete(ctx context.Context, c *Container, force bool) error {
 	id := c.id
 	c.ops.Lock()
 	defer c.ops.Unlock()
@@ -485,7 +485,7 @@ func (r *Runtime) Delete(c *Container, force bool) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+	ctx, cancel := orderContext(ctx, orderTimeout)
 	defer cancel()
 	if state == Paused {
 		// Signals to a frozen container wait until it thaws.

@@ -32,17 +32,25 @@ const (
 	KindNotTTY
 )
 
-// Error is an error with a Kind and a message meant for the user.
+// Error is an error with a Kind and a message meant for the user. Its
+// cause, when it reports one, stays reachable (errors.Is, errors.As), not
+// only its text.
 type Error struct {
-	Kind Kind
-	Msg  string
+	Kind  Kind
+	Msg   string // the whole message, the cause's text included
+	Cause error  // the error given to %w, or nil
 }
 
 func (e *Error) Error() string { return e.Msg }
 
-// Errorf makes an *Error of the given kind.
+// Unwrap is the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Errorf makes an *Error of the given kind. As with fmt.Errorf, an error
+// given to %w is wrapped: it becomes the Cause.
 func Errorf(kind Kind, format string, args ...any) error {
-	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &Error{Kind: kind, Msg: err.Error(), Cause: errors.Unwrap(err)}
 }
 
 // KindOf returns the Kind of err, KindInternal for errors without one.

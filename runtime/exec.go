@@ -143,9 +143,7 @@ func killShimGroup(dir string) {
 func (c *Container) RemoveProcess(name string) error {
 	c.ops.Lock()
 	defer c.ops.Unlock()
-	c.mu.RLock()
-	deleted := c.deleted
-	c.mu.RUnlock()
+	deleted := c.Deleted()
 	p := c.Process(name)
 	if deleted || p == nil {
 		return Errorf(KindNotFound, "remove: no process %q in container %q", name, c.id)

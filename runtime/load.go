@@ -23,7 +23,10 @@ func (r *Runtime) Load() error {
 	for _, e := range entries {
 		id := e.Name()
 		if strings.HasPrefix(id, ".") && strings.Contains(id, ".deleting-") {
-			os.RemoveAll(filepath.Join(r.cfg.StateDir, id)) // a removal cut short
+			// A removal cut short: finish it, or say what is left.
+			if err := os.RemoveAll(filepath.Join(r.cfg.StateDir, id)); err != nil {
+				r.log.WithError(err).WithField("dir", id).Warn("cannot remove what a delete left")
+			}
 			continue
 		}
 		if !e.IsDir() || reservedIDs[id] || CheckName("container id", id) != nil {
@@ -56,14 +59,25 @@ func (r *Runtime) halfMadeRuntime(dir string) string {
 
 func (r *Runtime) loadContainer(rec containerRecord) {
 	dir := filepath.Join(r.cfg.StateDir, rec.ID)
-	raw, _ := os.ReadFile(filepath.Join(dir, specCopyFile))
-	spec, _ := processSpecOf(raw)
+	log := r.log.WithField("id", rec.ID)
+	// Without its spec the container is still loaded, and supervised: only
+	// what is read from the spec (the spec file, exec's defaults) is missing.
+	raw, err := os.ReadFile(filepath.Join(dir, specCopyFile))
+	if err != nil {
+		log.WithError(err).Warn("unreadable copy of config.json")
+	}
+	spec, err := processSpecOf(raw)
+	if err != nil && raw != nil {
+		log.WithError(err).Warn("damaged copy of config.json")
+	}
 	if rec.Resources == nil {
 		rec.Resources = resourcesOf(raw) // a state.json from before updates existed
 	}
 	c := r.newContainer(rec, raw)
 	var cfg proto.Config // init's stdin and terminal; a damaged file gives neither
-	readJSON(filepath.Join(dir, initProcess, proto.ConfigFile), &cfg)
+	if err := readJSON(filepath.Join(dir, initProcess, proto.ConfigFile), &cfg); err != nil {
+		log.WithError(err).Warn("unreadable shim config of init: loaded without stdin or terminal")
+	}
 	c.init = newProcess(c, initProcess, filepath.Join(dir, initProcess), spec, cfg)
 	c.addProcess(c.init)
 	exit, err := c.init.readExitFile()
@@ -75,20 +89,20 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	}
 	// The state is settled before the exit fifo is watched: from then on
 	// the monitor may record an exit at any moment.
+	found := Running
 	switch {
 	case exit != nil:
-		c.state = Stopped
+		found = Stopped
 		c.init.setExit(exit)
 		c.init.markDone()
 		at := exit.ExitedAt
 		c.exited = &at
 	case fileExists(filepath.Join(r.runtimeRoot, rec.ID, "exec.fifo")):
-		c.state = Created // runc's create waits on this fifo until start
+		found = Created // runc's create waits on this fifo until start
 	case c.cgroups().frozen():
-		c.state = Paused
-	default:
-		c.state = Running
+		found = Paused
 	}
+	c.settle(found)
 	c.init.noteClosedStdin()
 	var execs []*Process
 	if entries, err := os.ReadDir(dir); err == nil {

@@ -1,0 +1,340 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ctrfs/ctrfs/shim/proto"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+)
+
+// CreateRequest is what `create` and `run` ask for.
+type CreateRequest struct {
+	ID          string
+	Bundle      string
+	Start       bool // run: create and start at once
+	Labels      map[string]string
+	Runtime     string // empty: the daemon's default
+	RuntimeArgs []string
+	NoPivot     bool
+	// Checkpoint, when set, restores the container from that checkpoint
+	// (runc restore): it comes back running, whether created or run.
+	Checkpoint string
+	// CheckpointDir is where the checkpoint is; "" for <bundle>/checkpoints.
+	CheckpointDir string
+	// Stdin gives init a stdin fed from processes/init/stdin.
+	Stdin bool
+	// TTY asks for init on a terminal, which the bundle's config.json must
+	// say too ("terminal": true): runc takes it from there. A bundle that
+	// says so gets a terminal without the flag.
+	TTY bool
+}
+
+// reservedIDs are names the mount's root ("ctl", "version", "events") or the
+// state directory ("runc", "lock") already use.
+var reservedIDs = map[string]bool{"ctl": true, "version": true, "events": true, runtimeRootDir: true, lockFile: true}
+
+var labelKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$`)
+
+// reservedRuntimeArgs are the runtime's global flags that ctrfs sets itself.
+var reservedRuntimeArgs = []string{"--root", "--log", "--log-format"}
+
+// Check validates everything in the request that can be checked without
+// touching the host: the parser calls it so a whole write is checked before
+// any of it runs.
+func (req *CreateRequest) Check() error {
+	if err := CheckName("container id", req.ID); err != nil {
+		return err
+	}
+	if reservedIDs[req.ID] {
+		return Errorf(KindInvalid, "container id %q is reserved: the mount's root or the state directory uses that name", req.ID)
+	}
+	if !filepath.IsAbs(req.Bundle) {
+		return Errorf(KindInvalid, "bundle path %q must be absolute", req.Bundle)
+	}
+	for k, v := range req.Labels {
+		if !labelKeyPattern.MatchString(k) {
+			return Errorf(KindInvalid, "invalid label key %q: must match %s", k, labelKeyPattern)
+		}
+		if strings.ContainsAny(v, "\n\x00") {
+			return Errorf(KindInvalid, "label %q: value holds a newline or NUL", k)
+		}
+	}
+	for _, a := range req.RuntimeArgs {
+		if !strings.HasPrefix(a, "--") || len(a) < 3 {
+			return Errorf(KindInvalid, "runtime arg %q: must be a --flag", a)
+		}
+		name, _, _ := strings.Cut(a, "=")
+		for _, r := range reservedRuntimeArgs {
+			if name == r {
+				return Errorf(KindInvalid, "runtime arg %q: ctrfs sets %s itself", a, r)
+			}
+		}
+	}
+	if strings.ContainsRune(req.Runtime, 0) {
+		return Errorf(KindInvalid, "invalid runtime name")
+	}
+	if req.Checkpoint != "" {
+		if err := CheckName("checkpoint name", req.Checkpoint); err != nil {
+			return err
+		}
+	}
+	if req.CheckpointDir != "" {
+		if req.Checkpoint == "" {
+			return Errorf(KindInvalid, "--checkpoint-dir without --checkpoint")
+		}
+		if !filepath.IsAbs(req.CheckpointDir) || strings.ContainsRune(req.CheckpointDir, 0) {
+			return Errorf(KindInvalid, "checkpoint directory %q must be an absolute path", req.CheckpointDir)
+		}
+	}
+	return nil
+}
+
+// readBundle reads and parses the bundle's config.json.
+func readBundle(bundle string) ([]byte, *specs.Spec, error) {
+	st, err := os.Stat(bundle)
+	if err != nil || !st.IsDir() {
+		return nil, nil, Errorf(KindInvalid, "bundle %q is not a directory", bundle)
+	}
+	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q has no readable config.json", bundle)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json is not valid JSON: %v", bundle, err)
+	}
+	if spec.Process == nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json has no process", bundle)
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json has no root.path", bundle)
+	}
+	return raw, &spec, nil
+}
+
+// verb is the ctl verb of the request, for messages.
+func (req *CreateRequest) verb() string {
+	if req.Start {
+		return "run"
+	}
+	return "create"
+}
+
+// reserve claims id for a create, or fails with EEXIST.
+func (r *Runtime) reserve(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.containers[id]; ok || r.pending[id] {
+		return Errorf(KindExists, "container %q already exists", id)
+	}
+	r.pending[id] = true
+	return nil
+}
+
+func (r *Runtime) unreserve(id string) {
+	r.mu.Lock()
+	delete(r.pending, id)
+	r.mu.Unlock()
+}
+
+// Create makes a container (and with req.Start starts it). On any failure
+// nothing is left behind: no directory, no runtime state, no shim.
+func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, error) {
+	plan, err := r.planCreate(req)
+	if err != nil {
+		return nil, err
+	}
+	req = plan.req
+	if err := r.reserve(req.ID); err != nil {
+		return nil, err
+	}
+	defer r.unreserve(req.ID)
+	dir := filepath.Join(r.cfg.StateDir, req.ID)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, Errorf(KindExists, "container %q: state directory %s is in the way", req.ID, dir)
+	}
+	c, err := r.containerOf(plan)
+	if err != nil {
+		return nil, err
+	}
+	// From here on the host changes: every failure undoes it all.
+	fail := func(err error) (*Container, error) {
+		r.undoCreate(req.ID, plan.rtPath)
+		return nil, err
+	}
+	if err := os.MkdirAll(c.init.dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, specCopyFile), plan.raw, 0o600); err != nil {
+		return fail(err)
+	}
+	ctx, cancel := orderContext(ctx, createTimeout)
+	defer cancel()
+	tShim := time.Now()
+	if err := r.launchInit(ctx, c, plan); err != nil {
+		return fail(err)
+	}
+	if err := r.register(c, req.Start); err != nil {
+		return fail(err)
+	}
+	c.log.WithFields(logrus.Fields{"pid": c.init.Pid(), "took": time.Since(c.rec.Created).String(), "shim_took": time.Since(tShim).String()}).Info("created")
+	return c, nil
+}
+
+// createPlan is what a create works out before it touches the host.
+type createPlan struct {
+	req     CreateRequest
+	raw     []byte // the bundle's config.json
+	spec    *specs.Spec
+	rtName  string // the runtime as asked for
+	rtPath  string // and found
+	restore *proto.Restore
+}
+
+// planCreate checks the request, reads the bundle and finds the runtime
+// and the checkpoint to restore, if any.
+func (r *Runtime) planCreate(req CreateRequest) (*createPlan, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
+	raw, spec, err := readBundle(req.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	plan := &createPlan{raw: raw, spec: spec, rtName: req.Runtime}
+	if plan.rtName == "" {
+		plan.rtName = r.cfg.Runtime
+	}
+	rtPath, err := exec.LookPath(plan.rtName)
+	if err != nil {
+		return nil, Errorf(KindInvalid, "runtime %q not found", plan.rtName)
+	}
+	if plan.rtPath, err = filepath.Abs(rtPath); err != nil {
+		return nil, err
+	}
+	if req.Checkpoint != "" {
+		if plan.restore, err = restoreFrom(&req); err != nil {
+			return nil, err
+		}
+		req.Start = true // runc restore brings it back running
+	}
+	plan.req = req
+	return plan, nil
+}
+
+// containerOf builds the container of plan in memory, with its init.
+func (r *Runtime) containerOf(plan *createPlan) (*Container, error) {
+	req, spec := &plan.req, plan.spec
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(req.Bundle, rootfs)
+	}
+	rec := containerRecord{
+		ID: req.ID, Bundle: filepath.Clean(req.Bundle), Rootfs: rootfs,
+		Runtime: filepath.Base(plan.rtName), RuntimePath: plan.rtPath, RuntimeArgs: req.RuntimeArgs,
+		NoPivot: req.NoPivot, Labels: req.Labels, Annotations: spec.Annotations,
+		OCIVersion: spec.Version, Created: time.Now().UTC(),
+	}
+	if spec.Linux != nil {
+		rec.Resources = spec.Linux.Resources
+	}
+	if plan.restore != nil {
+		rec.RestoredFrom = plan.restore.Path
+	}
+	if req.TTY && !spec.Process.Terminal {
+		return nil, Errorf(KindInvalid, "%s: --tty: bundle %q says \"terminal\": false in config.json; init runs on a terminal when the bundle says \"terminal\": true", req.verb(), req.Bundle)
+	}
+	procSpec, err := processSpecOf(plan.raw)
+	if err != nil { // readBundle parsed it already: not expected
+		return nil, Errorf(KindInvalid, "bundle %q: config.json: %w", req.Bundle, err)
+	}
+	c := r.newContainer(rec, plan.raw)
+	stdio := proto.Config{Stdin: req.Stdin, Terminal: spec.Process.Terminal}
+	c.init = newProcess(c, initProcess, filepath.Join(c.dir, initProcess), procSpec, stdio)
+	c.addProcess(c.init)
+	return c, nil
+}
+
+// launchInit starts init's shim, which runs the runtime's create (run,
+// restore), and reads init's pid.
+func (r *Runtime) launchInit(ctx context.Context, c *Container, plan *createPlan) error {
+	req := &plan.req
+	action := proto.ActionCreate
+	switch {
+	case plan.restore != nil:
+		action = proto.ActionRestore
+	case req.Start:
+		action = proto.ActionRun
+	}
+	_, err := r.shims.launch(ctx, c.init.dir, proto.Config{
+		ID: req.ID, Process: initProcess, Action: action, Bundle: c.rec.Bundle,
+		Runtime: plan.rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
+		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize, Restore: plan.restore,
+		Stdin: c.init.stdin, Terminal: c.init.tty,
+	})
+	if err != nil && plan.restore != nil {
+		// The shim's message ends with the errors of restore.log.
+		msg, logErrors, _ := strings.Cut(err.Error(), "; "+proto.RestoreLog+": ")
+		return Errorf(KindRuntime, "restore: %s", explainCRIU(msg, logErrors, proto.RestoreLog))
+	}
+	if err != nil {
+		return Errorf(KindRuntime, "create: %w", err)
+	}
+	if err := c.init.readPidFile(); err != nil {
+		return Errorf(KindInternal, "create: %w", err)
+	}
+	return nil
+}
+
+// register settles the made container (created, or with started running),
+// records it, lists it, publishes its events and watches its shim.
+func (r *Runtime) register(c *Container, started bool) error {
+	c.happen(eventCreate)
+	if started {
+		now := time.Now().UTC()
+		c.rec.Started = &now
+		c.happen(OrderStart)
+	}
+	// state.json last: its presence marks a finished create (see Load).
+	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), c.rec); err != nil {
+		return err
+	}
+	// The events go out before the exit fifo is watched: from then on an
+	// exit may be published at any moment, and it must come after them.
+	r.mu.Lock()
+	r.containers[c.id] = c
+	r.mu.Unlock()
+	c.publish(Event{Time: c.rec.Created, Type: EventCreate, Process: initProcess, Pid: c.init.Pid()})
+	if started {
+		c.publish(Event{Type: EventStart, Process: initProcess, Pid: c.init.Pid()})
+	}
+	if err := c.watchShim(c.init); err != nil {
+		// The shim runs but cannot be watched: nothing would ever record
+		// its exit. Undo it all, as for any failed create.
+		r.mu.Lock()
+		delete(r.containers, c.id)
+		r.mu.Unlock()
+		c.publish(Event{Type: EventDelete})
+		return err
+	}
+	go c.watchOOM(r)
+	return nil
+}
+
+func (r *Runtime) newContainer(rec containerRecord, spec []byte) *Container {
+	c := &Container{
+		rt: r, id: rec.ID, dir: filepath.Join(r.cfg.StateDir, rec.ID), spec: spec, rec: rec,
+		cli: newRuntimeCLI(rec.RuntimePath, r.runtimeRoot, rec.RuntimeArgs),
+		log: r.log.WithField("id", rec.ID), bus: r.events, statLRU: r.statLRU,
+	}
+	c.loadOOM()
+	return c
+}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,7 +66,10 @@ func (c *Container) OOMCount() uint64 {
 // loadOOM reads the count a previous daemon recorded.
 func (c *Container) loadOOM() {
 	c.oom.efd = -1
-	readJSON(filepath.Join(c.dir, oomFile), &c.oom.rec)
+	// None yet is the common case: no OOM kill so far.
+	if err := readJSON(filepath.Join(c.dir, oomFile), &c.oom.rec); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.WithError(err).Warn("unreadable OOM count: counting from 0")
+	}
 }
 
 // watchOOM starts counting the container's OOM kills. It counts at once

@@ -101,7 +101,7 @@ func (p *Process) control(m proto.Control) error {
 		return Errorf(KindInternal, "%s: process %q: control fifo: %v", m.Op, p.name, err)
 	}
 	defer unix.Close(fd)
-	data, _ := json.Marshal(m)
+	data, _ := json.Marshal(m) // a struct of strings and numbers: cannot fail
 	data = append(data, '\n')
 	n, err := unix.Write(fd, data)
 	switch {

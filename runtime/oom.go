@@ -189,9 +189,12 @@ func (c *Container) countOOM(r *Runtime, notified bool) (counted, over bool) {
 	}
 	kills, ok := oomKills(b)
 	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return false, true
+	}
 	var rise uint64
 	switch {
-	case w.stopped:
 	case ok && kills > w.rec.Seen:
 		rise, w.rec.Seen = kills-w.rec.Seen, kills
 	case !ok && notified:

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -105,7 +106,9 @@ func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error)
 	c.publish(Event{Type: EventExec, Process: req.Name, Pid: p.Pid()})
 	if err := c.watchShim(p); err != nil {
 		// Without the watch its exit would never be seen: end it now.
-		p.signal(syscall.SIGKILL)
+		if kerr := p.signal(syscall.SIGKILL); kerr != nil && !errors.Is(kerr, errGone) {
+			c.log.WithError(kerr).WithField("process", req.Name).Warn("exec: cannot kill a process whose shim is not watched")
+		}
 		c.recordExit(p, damaged(err))
 		p.markDone()
 	}
@@ -116,25 +119,8 @@ func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error)
 // undoExec takes back a failed exec: its shim and what it started (the
 // shim leads a process group of its own), and its directory.
 func (c *Container) undoExec(dir string) {
-	killShimGroup(dir)
+	c.rt.killShimGroup(dir)
 	c.rt.removeDir(dir)
-}
-
-// killShimGroup kills the process group of the shim of dir, if it runs,
-// and waits a little for the shim to be gone.
-func killShimGroup(dir string) {
-	b, err := os.ReadFile(filepath.Join(dir, proto.ShimPidFile))
-	if err != nil {
-		return
-	}
-	pid, start, err := parsePidFile(b)
-	if err != nil || !alive(pid, start) {
-		return
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(5 * time.Second); alive(pid, start) && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // RemoveProcess forgets an exec that has exited, and removes its

@@ -99,11 +99,20 @@ func (c *Container) recordExit(p *Process, rec *exitRecord) {
 // "unknown", never a made-up number. A failed kill is not an answer in
 // itself: whether the process is gone is, and that is what is recorded.
 func (c *Container) concludeLostExit(p *Process) *exitRecord {
-	if !p.alive() {
+	h, err := p.open()
+	if err != nil {
 		return &exitRecord{
 			ExitStatus: exitStatusNow(0, 0),
 			Unknown:    true,
 			Reason:     "the shim died before recording the exit status",
+		}
+	}
+	defer h.close()
+	kill := func() {
+		// Through the pidfd, checked against pid reuse; errGone: it
+		// died meanwhile, as wanted.
+		if err := h.signal(syscall.SIGKILL); err != nil && !errors.Is(err, errGone) {
+			c.log.WithError(err).WithField("process", p.name).Warn("cannot kill the orphaned process")
 		}
 	}
 	what := "process"
@@ -113,22 +122,21 @@ func (c *Container) concludeLostExit(p *Process) *exitRecord {
 		ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
 		defer cancel()
 		if err := c.cli.kill(ctx, c.id, syscall.SIGKILL, true); err != nil {
-			c.log.WithError(err).Warn("the runtime cannot kill the container; killing init")
-			p.signal(syscall.SIGKILL) // through a pidfd, checked against pid reuse
+			c.log.WithError(err).Warn("runtime kill failed; killing init alone")
+			kill()
 		}
 		if c.cgroups().frozen() {
-			if err := c.cli.resume(ctx, c.id); err != nil { // a frozen process cannot die
+			// A frozen process cannot die.
+			if err := c.cli.resume(ctx, c.id); err != nil {
 				c.log.WithError(err).Warn("cannot thaw the container to let it die")
 			}
 		}
 	} else {
 		c.log.WithField("process", p.name).Warn("shim died while the process ran; killing the process")
-		p.signal(syscall.SIGKILL)
+		kill()
 	}
-	for deadline := time.Now().Add(10 * time.Second); p.alive() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if p.alive() {
+	const killWait = 10 * time.Second
+	if !h.wait(killWait) {
 		return &exitRecord{
 			ExitStatus: exitStatusNow(0, 0),
 			Unknown:    true,

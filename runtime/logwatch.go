@@ -1,42 +1,34 @@
 package runtime
 
 import (
-	"os"
 	"path/filepath"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// logWatch tells readers of output logs that a log grew: one inotify
-// instance and one goroutine for the daemon, a watch on a log only while
-// someone reads it. The shim writes the logs; the kernel tells the daemon,
-// so nothing is asked of the shim and nothing polls.
+// logWatch tells readers of output logs that a log grew: a watch on a log
+// only while someone reads it, through the daemon's one inotify instance
+// (inotify.go). The shim writes the logs; the kernel tells the daemon, so
+// nothing is asked of the shim and nothing polls.
 type logWatch struct {
-	f *os.File // the inotify fd, non-blocking: read through Go's poller
+	in *inotify
 
-	mu     sync.Mutex
+	mu     sync.Mutex // protects byPath and every watchedLog's fields; taken before inotify.mu
 	byPath map[string]*watchedLog
-	byWd   map[int32]*watchedLog
 }
 
 // watchedLog is one watched log file and its readers' signal.
 type watchedLog struct {
-	path string
-	wd   int32 // -1 once the kernel dropped the watch (file removed)
-	refs int
-	ch   chan struct{} // closed, and replaced, at every change
+	path    string
+	w       *inotifyWatch
+	dropped bool // the kernel dropped the watch (file removed)
+	refs    int
+	ch      chan struct{} // closed, and replaced, at every change
 }
 
-func newLogWatch() (*logWatch, error) {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	w := &logWatch{f: os.NewFile(uintptr(fd), "inotify"), byPath: map[string]*watchedLog{}, byWd: map[int32]*watchedLog{}}
-	go w.loop()
-	return w, nil
+func newLogWatch(in *inotify) *logWatch {
+	return &logWatch{in: in, byPath: map[string]*watchedLog{}}
 }
 
 // add starts (or shares) the watch on path.
@@ -45,26 +37,30 @@ func (w *logWatch) add(path string) (*watchedLog, error) {
 	defer w.mu.Unlock()
 	// A watch the kernel dropped is not shared: the path may name a new
 	// file now (a process of the same name, after a removal).
-	if l, ok := w.byPath[path]; ok && l.wd >= 0 {
+	if l, ok := w.byPath[path]; ok && !l.dropped {
 		l.refs++
 		return l, nil
 	}
-	rc, err := w.f.SyscallConn()
+	l := &watchedLog{path: path, refs: 1, ch: make(chan struct{})}
+	// The callback takes w.mu, held here until l is complete.
+	iw, err := w.in.add(path, unix.IN_MODIFY, func(mask uint32) { w.event(l, mask) })
 	if err != nil {
 		return nil, err
 	}
-	var wd int
-	var werr error
-	rc.Control(func(fd uintptr) {
-		wd, werr = unix.InotifyAddWatch(int(fd), path, unix.IN_MODIFY)
-	})
-	if werr != nil {
-		return nil, werr
-	}
-	l := &watchedLog{path: path, wd: int32(wd), refs: 1, ch: make(chan struct{})}
+	l.w = iw
 	w.byPath[path] = l
-	w.byWd[l.wd] = l
 	return l, nil
+}
+
+// event is the inotify callback of l: a change, lost events (which may
+// have been changes), or the end of the watch all wake its readers.
+func (w *logWatch) event(l *watchedLog, mask uint32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fire(l)
+	if mask&unix.IN_IGNORED != 0 {
+		l.dropped = true
+	}
 }
 
 // release ends one reader's interest; the last one removes the watch.
@@ -78,12 +74,7 @@ func (w *logWatch) release(l *watchedLog) {
 	if w.byPath[l.path] == l {
 		delete(w.byPath, l.path)
 	}
-	if l.wd >= 0 {
-		delete(w.byWd, l.wd)
-		if rc, err := w.f.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) { unix.InotifyRmWatch(int(fd), uint32(l.wd)) })
-		}
-	}
+	w.in.remove(l.w) // a no-op once dropped
 }
 
 // changed returns a channel closed at the log's next change.
@@ -108,35 +99,4 @@ func (w *logWatch) wakeDir(dir string) {
 func (w *logWatch) fire(l *watchedLog) {
 	close(l.ch)
 	l.ch = make(chan struct{})
-}
-
-func (w *logWatch) loop() {
-	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
-	for {
-		n, err := w.f.Read(buf)
-		if err != nil {
-			return
-		}
-		w.mu.Lock()
-		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-				for _, l := range w.byWd { // events were lost: wake everyone
-					w.fire(l)
-				}
-				continue
-			}
-			l, ok := w.byWd[ev.Wd]
-			if !ok {
-				continue
-			}
-			w.fire(l)
-			if ev.Mask&unix.IN_IGNORED != 0 { // the file is gone, and the watch
-				delete(w.byWd, l.wd)
-				l.wd = -1
-			}
-		}
-		w.mu.Unlock()
-	}
 }

@@ -2,17 +2,27 @@ package runtime
 
 import (
 	"sync"
+	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
-// monitor is the one goroutine that watches every shim and every OOM
-// notifier: an epoll set over the read ends of the shims' exit fifos, the
-// containers' OOM eventfds (cgroup v1) and the inotify fd on memory.events
-// files (cgroup v2).
+// monitor is the one goroutine that watches every shim and every v1 OOM
+// notifier: an epoll set over the read ends of the shims' exit fifos and
+// the containers' OOM eventfds (cgroup v1; v2's memory.events files are
+// watched through the inotify reader).
+//
+// If epoll_wait fails the loop does not end, since no exit would ever be
+// seen again: it logs the error and, after a pause, makes a new epoll set
+// holding every watched fd, and retries until that succeeds.
 type monitor struct {
-	epfd int
-	mu   sync.Mutex
+	log logrus.FieldLogger
+	// wait is epoll_wait (a test makes it fail).
+	wait func(epfd int, events []unix.EpollEvent, msec int) (int, error)
+
+	mu   sync.Mutex // protects all following fields
+	epfd int        // replaced on recovery
 	fds  map[int32]*watch
 }
 
@@ -25,17 +35,21 @@ type watch struct {
 	// report, for an exit fifo, is called in the monitor's goroutine with
 	// what the shim wrote into it (its exit status), before any hangup.
 	report func(data []byte)
-	// readable, for an eventfd or inotify fd, is called with what the
+	// readable, for an eventfd (v1 OOM), is called with what the
 	// monitor read from the fd each time it became readable.
 	readable func(data []byte)
 }
 
-func newMonitor() (*monitor, error) {
+func newMonitor(log logrus.FieldLogger) (*monitor, error) {
+	return newMonitorWith(log, unix.EpollWait)
+}
+
+func newMonitorWith(log logrus.FieldLogger, wait func(int, []unix.EpollEvent, int) (int, error)) (*monitor, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	m := &monitor{epfd: epfd, fds: map[int32]*watch{}}
+	m := &monitor{log: log, wait: wait, epfd: epfd, fds: map[int32]*watch{}}
 	go m.loop()
 	return m, nil
 }
@@ -58,6 +72,8 @@ func (m *monitor) watchFifo(path string, report func([]byte), gone func()) error
 		unix.Close(fd)
 		return err
 	}
+	// Closing an fd that nothing wrote through cannot lose anything;
+	// its errors are ignored here and at every close of a read end below.
 	unix.Close(wfd)
 	return m.add(fd, &watch{hangup: gone, report: report})
 }
@@ -92,25 +108,64 @@ func (m *monitor) unwatch(fd int) {
 		return
 	}
 	delete(m.fds, int32(fd))
+	// Closing the fd takes it out of the set anyway; the DEL is for
+	// clarity, and cannot fail for an fd that add put in.
 	unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	unix.Close(fd)
 }
 
+// monitorRetry bounds the pause before a failed monitor makes a new set.
+var monitorRetry = backoff{min: 10 * time.Millisecond, max: 5 * time.Second}
+
 func (m *monitor) loop() {
 	events := make([]unix.EpollEvent, 64)
 	buf := make([]byte, 4096)
+	retry := monitorRetry
 	for {
-		n, err := unix.EpollWait(m.epfd, events, -1)
+		m.mu.Lock()
+		epfd := m.epfd
+		m.mu.Unlock()
+		n, err := m.wait(epfd, events, -1)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return
+			m.log.WithError(err).Error("monitor: epoll_wait failed: no exit is seen until a new epoll set is made")
+			time.Sleep(retry.next())
+			if err := m.renew(); err != nil {
+				m.log.WithError(err).Error("monitor: cannot make a new epoll set; trying again")
+			}
+			continue
 		}
+		retry.reset()
 		for _, ev := range events[:n] {
 			m.handle(ev, buf)
 		}
 	}
+}
+
+// renew replaces the epoll set with a new one holding every watched fd.
+// Level-triggered, the new set reports at once whatever happened to them
+// meanwhile (a hang-up, data), so nothing is lost.
+func (m *monitor) renew() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for fd := range m.fds {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLHUP, Fd: fd}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), &ev); err != nil {
+			// Keep the old set and every watch: the next try may do.
+			unix.Close(epfd)
+			return err
+		}
+	}
+	unix.Close(m.epfd) // the failed set: nothing to read from it
+	m.epfd = epfd
+	m.log.WithField("fds", len(m.fds)).Warn("monitor: new epoll set made")
+	return nil
 }
 
 func (m *monitor) handle(ev unix.EpollEvent, buf []byte) {
@@ -126,6 +181,8 @@ func (m *monitor) handle(ev unix.EpollEvent, buf []byte) {
 	}
 	var data []byte
 	if ev.Events&unix.EPOLLIN != 0 {
+		// A failed read leaves data nil: EAGAIN (nothing written) is the
+		// only error a fifo, eventfd or inotify fd gives here.
 		if n, err := unix.Read(fd, buf); err == nil && n > 0 {
 			data = append([]byte(nil), buf[:n]...)
 		}
@@ -133,7 +190,7 @@ func (m *monitor) handle(ev unix.EpollEvent, buf []byte) {
 	hangup := w.hangup != nil && ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0
 	if hangup {
 		delete(m.fds, ev.Fd)
-		unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil) // as in unwatch
 		unix.Close(fd)
 	}
 	m.mu.Unlock()

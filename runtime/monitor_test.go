@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,7 +16,7 @@ import (
 // once while their writers go away, so fd numbers are freed and reused all
 // the time: every watch must fire exactly once, for its own fifo.
 func TestMonitorEveryHangupOnce(t *testing.T) {
-	m, err := newMonitor()
+	m, err := newMonitor(logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestMonitorEveryHangupOnce(t *testing.T) {
 // TestMonitorDeadShim: a fifo whose writer is already gone when it is
 // watched (a shim that died while the daemon was down) fires at once.
 func TestMonitorDeadShim(t *testing.T) {
-	m, err := newMonitor()
+	m, err := newMonitor(logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestMonitorDeadShim(t *testing.T) {
 // exit status) reaches report before the hang-up, even when the shim
 // closes the fifo right after writing, as it does.
 func TestMonitorReportThenHangup(t *testing.T) {
-	m, err := newMonitor()
+	m, err := newMonitor(logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,5 +117,44 @@ func TestMonitorReportThenHangup(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("no %q", want)
 		}
+	}
+}
+
+// TestMonitorWaitFailure: when epoll_wait fails the monitor does not end:
+// it makes a new epoll set, and a hang-up that happened meanwhile, on a
+// fifo watched before, is still seen.
+func TestMonitorWaitFailure(t *testing.T) {
+	var failed atomic.Bool
+	fail := make(chan struct{})
+	wait := func(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+		if !failed.Load() {
+			<-fail
+			failed.Store(true)
+			return 0, unix.EBADF
+		}
+		return unix.EpollWait(epfd, events, msec)
+	}
+	m, err := newMonitorWith(logrus.New(), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "exit")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shim, err := unix.Open(path, unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	if err := m.watchFifo(path, nil, func() { close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(shim)
+	close(fail)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no hang-up after epoll_wait failed")
 	}
 }

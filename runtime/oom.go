@@ -3,7 +3,7 @@ package runtime
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,12 +34,19 @@ type oomRecord struct {
 // modified, which inotify reports. Either way the count comes from the
 // oom_kill counter, never from the signal alone: the v1 eventfd also fires
 // when the cgroup is removed (containerd issue 7102).
+//
+// The counter is read, and oomFile written, outside mu: OOMCount, which
+// a read of the oom file calls, never waits for the disk.
 type oomWatch struct {
-	mu      sync.Mutex
+	// fileMu serializes the writes of oomFile, so that the last one
+	// written holds the latest count. Taken before mu.
+	fileMu sync.Mutex
+
+	mu      sync.Mutex // protects all following fields
 	rec     oomRecord
-	path    string // memory.oom_control (v1) or memory.events (v2)
-	efd     int    // v1: the eventfd the monitor watches; -1 if none
-	wd      int    // v2: the inotify watch; -1 if none
+	path    string        // memory.oom_control (v1) or memory.events (v2)
+	efd     int           // v1: the eventfd the monitor watches; -1 if none
+	ino     *inotifyWatch // v2: the watch on memory.events; nil if none
 	stopped bool
 	// notified holds a token when the kernel has signalled and nobody
 	// has looked yet: one checker goroutine per container takes it, so a
@@ -58,8 +65,11 @@ func (c *Container) OOMCount() uint64 {
 
 // loadOOM reads the count a previous daemon recorded.
 func (c *Container) loadOOM() {
-	c.oom.efd, c.oom.wd = -1, -1
-	readJSON(filepath.Join(c.dir, oomFile), &c.oom.rec)
+	c.oom.efd = -1
+	// None yet is the common case: no OOM kill so far.
+	if err := readJSON(filepath.Join(c.dir, oomFile), &c.oom.rec); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.WithError(err).Warn("unreadable OOM count: counting from 0")
+	}
 }
 
 // watchOOM starts counting the container's OOM kills. It counts at once
@@ -72,7 +82,7 @@ func (c *Container) watchOOM(r *Runtime) {
 	}
 	w := &c.oom
 	w.mu.Lock()
-	if w.stopped || w.efd >= 0 || w.wd >= 0 {
+	if w.stopped || w.efd >= 0 || w.ino != nil {
 		w.mu.Unlock()
 		return
 	}
@@ -86,7 +96,12 @@ func (c *Container) watchOOM(r *Runtime) {
 	var err error
 	if cg.v2 {
 		w.path = filepath.Join(cg.memory, "memory.events")
-		w.wd, err = r.inotifyOOM(w.path, signal)
+		// Lost events (IN_Q_OVERFLOW) may have been kills: look too.
+		w.ino, err = r.inotify.add(w.path, unix.IN_MODIFY, func(mask uint32) {
+			if mask&(unix.IN_MODIFY|unix.IN_Q_OVERFLOW) != 0 {
+				signal()
+			}
+		})
 	} else {
 		w.path = filepath.Join(cg.memory, "memory.oom_control")
 		w.efd, err = registerOOMEventfd(cg.memory)
@@ -155,40 +170,59 @@ func (c *Container) checkOOM(r *Runtime, notified, quit chan struct{}) {
 
 // countOOM reads the oom_kill counter and counts its rise. An unreadable
 // counter means the cgroup is gone: that is the end (over), not an OOM.
+//
+// The file is read outside the lock, and the rise taken under it against
+// the last value seen: of two concurrent looks, the second finds no rise
+// left, so no kill is counted twice.
 func (c *Container) countOOM(r *Runtime, notified bool) (counted, over bool) {
 	w := &c.oom
+	w.mu.Lock()
+	stopped, path := w.stopped, w.path
+	w.mu.Unlock()
+	if stopped {
+		return false, true
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		c.stopOOMWatch(r)
+		return false, true
+	}
+	kills, ok := oomKills(b)
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
 		return false, true
 	}
-	b, err := os.ReadFile(w.path)
-	if err != nil {
-		w.mu.Unlock()
-		c.stopOOMWatch(r)
-		return false, true
-	}
 	var rise uint64
-	kills, ok := oomKills(b)
 	switch {
 	case ok && kills > w.rec.Seen:
 		rise, w.rec.Seen = kills-w.rec.Seen, kills
 	case !ok && notified:
 		rise = 1 // a kernel without the counter: one signal, one OOM
 	}
+	w.rec.Count += rise
+	count := w.rec.Count
+	w.mu.Unlock()
 	if rise == 0 {
-		w.mu.Unlock()
 		return false, false
 	}
-	w.rec.Count += rise
+	c.saveOOM()
+	c.log.WithField("count", count).Warn("OOM kill")
+	c.happened(Event{Type: EventOOM, Count: count})
+	return true, false
+}
+
+// saveOOM writes the latest count into oomFile.
+func (c *Container) saveOOM() {
+	w := &c.oom
+	w.fileMu.Lock()
+	defer w.fileMu.Unlock()
+	w.mu.Lock()
 	rec := w.rec
+	w.mu.Unlock()
 	if err := writeJSONAtomic(filepath.Join(c.dir, oomFile), rec); err != nil {
 		c.log.WithError(err).Warn("cannot record the OOM count")
 	}
-	w.mu.Unlock()
-	c.log.WithField("count", rec.Count).Warn("OOM kill")
-	c.happened(Event{Type: EventOOM, Count: rec.Count})
-	return true, false
 }
 
 // stopOOMWatch stops counting (the cgroup is gone, or the container).
@@ -205,9 +239,9 @@ func (c *Container) stopOOMWatch(r *Runtime) {
 		r.mon.unwatch(w.efd)
 		w.efd = -1
 	}
-	if w.wd >= 0 {
-		r.oomInotifyRemove(w.wd)
-		w.wd = -1
+	if w.ino != nil {
+		r.inotify.remove(w.ino)
+		w.ino = nil
 	}
 }
 
@@ -222,66 +256,4 @@ func oomKills(b []byte) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// oomInotify is the one inotify fd on the v2 memory.events files, made on
-// first use and read by the monitor.
-type oomInotify struct {
-	mu  sync.Mutex
-	fd  int
-	fns map[int32]func() // watch descriptor -> what to do on a change
-}
-
-func (r *Runtime) inotifyOOM(path string, changed func()) (int, error) {
-	in := &r.oomNotify
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.fns == nil {
-		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-		if err != nil {
-			return -1, err
-		}
-		if err := r.mon.watchReadable(fd, in.dispatch); err != nil {
-			return -1, err
-		}
-		in.fd, in.fns = fd, map[int32]func(){}
-	}
-	wd, err := unix.InotifyAddWatch(in.fd, path, unix.IN_MODIFY)
-	if err != nil {
-		return -1, err
-	}
-	in.fns[int32(wd)] = changed
-	return wd, nil
-}
-
-func (r *Runtime) oomInotifyRemove(wd int) {
-	in := &r.oomNotify
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if _, ok := in.fns[int32(wd)]; ok {
-		delete(in.fns, int32(wd))
-		unix.InotifyRmWatch(in.fd, uint32(wd))
-	}
-}
-
-// dispatch runs the callbacks of the inotify events in data.
-func (in *oomInotify) dispatch(data []byte) {
-	for len(data) >= unix.SizeofInotifyEvent {
-		wd := int32(binary.NativeEndian.Uint32(data[0:4]))
-		mask := binary.NativeEndian.Uint32(data[4:8])
-		n := unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(data[12:16]))
-		if n > len(data) {
-			break
-		}
-		data = data[n:]
-		in.mu.Lock()
-		fn := in.fns[wd]
-		if mask&unix.IN_IGNORED != 0 {
-			delete(in.fns, wd) // the file is gone with its cgroup
-		}
-		in.mu.Unlock()
-		if fn != nil && mask&unix.IN_MODIFY != 0 {
-			fn()
-		}
-	}
 }

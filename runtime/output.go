@@ -47,9 +47,17 @@ func (p *Process) OpenOutput(stream string) (*OutputReader, error) {
 	r := &OutputReader{p: p, path: filepath.Join(p.dir, stream)}
 	// The watch comes first: a change after it is never missed.
 	if !p.finished() {
-		if l, err := p.c.rt.logs.add(r.path); err == nil {
+		l, err := p.c.rt.logs.add(r.path)
+		switch {
+		case err == nil:
 			r.watch = l
+		case !errors.Is(err, os.ErrNotExist):
+			// Not fatal: the reader still ends at the exit, and its
+			// Ready then fires at the exit only.
+			p.c.log.WithError(err).WithField("process", p.name).Warn("output log not watched: a blocked reader wakes only at the exit")
 		}
+		// No log yet: the shim has not made it; the reader opens it at
+		// its first read, and wakes at the exit.
 	}
 	f, err := os.Open(r.path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -68,7 +76,7 @@ func (r *OutputReader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.f != nil {
-		r.f.Close()
+		r.f.Close() // read-only: nothing to lose
 		r.f = nil
 	}
 	if r.watch != nil {
@@ -177,6 +185,8 @@ func (r *OutputReader) Read(buf []byte) (int, error) {
 // data starts after the holes the shim punched (its size if it holds none).
 func firstKept(f *os.File) int64 {
 	var off int64
+	// SyscallConn fails only on a closed file, whose read fails on its
+	// own; SEEK_END of an open regular file does not fail.
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ctrfs/ctrfs/shim/proto"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,12 +20,12 @@ import (
 // dir, and no shim: the test writes the log as the shim would.
 func outputProcess(t *testing.T) (*Process, *os.File) {
 	t.Helper()
-	logs, err := newLogWatch()
+	in, err := newInotify(logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { logs.f.Close() })
-	c := &Container{rt: &Runtime{logs: logs}, id: "c"}
+	t.Cleanup(in.close)
+	c := &Container{rt: &Runtime{logs: newLogWatch(in)}, id: "c"}
 	dir := t.TempDir()
 	p := newProcess(c, "p", dir, nil, proto.Config{})
 	c.init = p

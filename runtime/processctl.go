@@ -31,34 +31,24 @@ func (p *Process) Signal(ctx context.Context, sig syscall.Signal) error {
 	return nil
 }
 
-var errGone = errors.New("the process is gone")
-
 // signal sends sig to the process if it is still the one started (pid and
 // start time), through a pidfd.
 func (p *Process) signal(sig syscall.Signal) error {
+	h, err := p.open()
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	return h.signal(sig)
+}
+
+// open holds the process through a pidfd (pidwait.go); errGone if it has
+// exited.
+func (p *Process) open() (*pidHandle, error) {
 	p.mu.RLock()
 	pid, start := p.pid, p.start
 	p.mu.RUnlock()
-	if pid <= 0 {
-		return errGone
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return errGone
-	}
-	defer unix.Close(fd)
-	// Checked after the pidfd is open: from then on the pid cannot name
-	// another process.
-	if !alive(pid, start) {
-		return errGone
-	}
-	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
-		if err == unix.ESRCH {
-			return errGone
-		}
-		return err
-	}
-	return nil
+	return openPid(pid, start)
 }
 
 // CloseStdin ends the process's input, after what was written before.
@@ -111,7 +101,7 @@ func (p *Process) control(m proto.Control) error {
 		return Errorf(KindInternal, "%s: process %q: control fifo: %v", m.Op, p.name, err)
 	}
 	defer unix.Close(fd)
-	data, _ := json.Marshal(m)
+	data, _ := json.Marshal(m) // a struct of strings and numbers: cannot fail
 	data = append(data, '\n')
 	n, err := unix.Write(fd, data)
 	switch {

@@ -52,7 +52,7 @@ type Runtime struct {
 	mon         *monitor
 	events      *bus
 	statLRU     *statLRU
-	oomNotify   oomInotify // cgroup v2 only
+	inotify     *inotify // the logs being read; memory.events on cgroup v2
 	logs        *logWatch
 	shims       *shimLauncher
 	lock        *os.File // flock on <state>/lock: one daemon per state dir
@@ -112,16 +112,16 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	mon, err := newMonitor()
+	mon, err := newMonitor(cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	logs, err := newLogWatch()
+	in, err := newInotify(cfg.Log)
 	if err != nil {
 		return nil, err
 	}
 	r := &Runtime{
-		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), logs: logs, log: cfg.Log, lock: lock,
+		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), inotify: in, logs: newLogWatch(in), log: cfg.Log, lock: lock,
 		statLRU:    &statLRU{max: maxKeptStatFiles},
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},

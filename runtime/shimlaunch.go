@@ -22,8 +22,9 @@ import (
 type shimLauncher struct {
 	path string
 
-	mu    sync.Mutex
-	spare *startedShim
+	mu        sync.Mutex // protects all following fields; never held across a fork
+	spare     *startedShim
+	refilling bool // a refill is starting a spare
 }
 
 // startedShim is a shim process waiting for its directory.
@@ -85,15 +86,25 @@ func (l *shimLauncher) take() (*startedShim, error) {
 	return l.start()
 }
 
+// refill starts a spare if there is none. The fork happens outside the
+// lock, so a take never waits for it: it starts a shim of its own instead.
 func (l *shimLauncher) refill() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.spare != nil {
+	if l.spare != nil || l.refilling {
+		l.mu.Unlock()
 		return
 	}
-	if s, err := l.start(); err == nil {
+	l.refilling = true
+	l.mu.Unlock()
+	// A failed start is left for the next launch, which starts a shim
+	// itself and reports the error to its caller.
+	s, err := l.start()
+	l.mu.Lock()
+	l.refilling = false
+	if err == nil {
 		l.spare = s
 	}
+	l.mu.Unlock()
 }
 
 // launch starts a shim for one process in dir (which must exist) and waits

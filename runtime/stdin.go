@@ -145,6 +145,7 @@ func writeNow(f *os.File, data []byte) (int, error) {
 // writeAll writes all of data, waiting for room, until ctx is done.
 func writeAll(ctx context.Context, f *os.File, data []byte) (int, error) {
 	woken := make(chan struct{})
+	// SetWriteDeadline fails only on a closed file, whose write fails too.
 	stop := context.AfterFunc(ctx, func() {
 		f.SetWriteDeadline(time.Now())
 		close(woken)
@@ -182,7 +183,8 @@ func hasRoom(f *os.File) bool {
 }
 
 // pollOut reports whether a write to the fifo fd would not wait: room, or
-// no reader left (POLLERR: the write fails at once).
+// no reader left (POLLERR: the write fails at once). A failed poll says
+// yes too: the write then tells the writer what is wrong.
 func pollOut(fd int) bool {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 	n, err := unix.Poll(pfd, 0)
@@ -233,7 +235,7 @@ func (w *StdinWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f != nil {
-		w.f.Close()
+		w.f.Close() // what was written is in the fifo already: nothing to lose
 		w.f = nil
 	}
 	return nil

@@ -19,7 +19,7 @@ import (
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
 	"github.com/ctrfs/ctrfs/fsys"
-	"github.com/ctrfs/ctrfs/runtime"
+	ctrruntime "github.com/ctrfs/ctrfs/runtime" // not Go's runtime (poker.go uses that one)
 	"github.com/sirupsen/logrus"
 )
 
@@ -59,8 +59,8 @@ func mount(args []string) error {
 	rtName := flags.String("runtime", "runc", "default OCI runtime (name in $PATH, or path)")
 	shimPath := flags.String("shim", "", "ctrfs-shim binary (default: beside ctrfs)")
 	logLevel := flags.String("log-level", "info", "log level: trace (every FUSE request), debug, info, warn, error")
-	logMax := flags.Int64("log-max-size", runtime.DefaultLogMaxSize, "bound of each process output log, bytes")
-	eventBuffer := flags.Int("event-buffer", runtime.DefaultSubscriberBuffer, "unread events an events reader may fall behind before it gets an overflow event")
+	logMax := flags.Int64("log-max-size", ctrruntime.DefaultLogMaxSize, "bound of each process output log, bytes")
+	eventBuffer := flags.Int("event-buffer", ctrruntime.DefaultSubscriberBuffer, "unread events an events reader may fall behind before it gets an overflow event")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func mount(args []string) error {
 	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
 		return err
 	}
-	rt, err := runtime.New(runtime.Config{
+	rt, err := ctrruntime.New(ctrruntime.Config{
 		StateDir: *stateDir, Runtime: *rtName, ShimPath: *shimPath, LogMaxSize: *logMax, EventBuffer: *eventBuffer, Log: log,
 	})
 	if err != nil {
@@ -185,6 +185,7 @@ func closeOnExecFds(pick func(target string) bool) error {
 		if err != nil || fd <= 2 {
 			continue
 		}
+		// An fd closed since the listing (the listing's own) has no link.
 		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && pick(target) {
 			syscall.CloseOnExec(fd)
 		}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"runtime" // Go's; ctrfs's is imported as ctrruntime
 	"slices"
 	"strconv"
 	"strings"

@@ -3,6 +3,7 @@ package images
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -75,3 +76,9 @@ func hardlink(name, to string) entry {
 }
 
 func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
+
+type ioReadCloser = io.ReadCloser
+
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Close() error { return nil }

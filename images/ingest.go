@@ -18,7 +18,7 @@ import (
 // unpacked layers, then the index, in that order, so the image appears only
 // once complete. Blobs and layers it makes are pinned until the index holds
 // them, so a concurrent collection cannot remove them.
-func (s *Store) ingest(ctx context.Context, img v1.Image, ref string, progress func(done, total int64)) (*Image, error) {
+func (s *Store) ingest(ctx context.Context, img v1.Image, ref string, progress func(done, total int64)) (_ *Image, err error) {
 	rawManifest, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -66,7 +66,16 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, ref string, progress f
 		pins = append(pins, "blob "+l.Digest, "layer "+l.ChainID)
 	}
 	s.pin(pins)
-	defer s.unpin(pins)
+	defer func() {
+		s.unpin(pins)
+		if err != nil {
+			// Leave nothing of a failed ingest: its blobs and layers
+			// are collected unless another image uses them.
+			s.mu.Lock()
+			s.gcLocked()
+			s.mu.Unlock()
+		}
+	}()
 
 	rep := newReporter(progress, total)
 	var imageBytes int64
@@ -103,7 +112,9 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, ref string, progress f
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.idx.Images[digest] = entry
+	if s.idx.Images[digest] == nil {
+		s.idx.Images[digest] = entry
+	}
 	if ref != "" {
 		s.idx.Refs[ref] = digest
 	}

@@ -180,4 +180,3 @@ func DefaultSpec(id string) *specs.Spec {
 		},
 	}
 }
-

@@ -82,3 +82,5 @@ type ioReadCloser = io.ReadCloser
 type nopCloser struct{ io.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+func bytesReaderOf(b []byte) io.Reader { return bytes.NewReader(b) }

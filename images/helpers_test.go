@@ -1,0 +1,86 @@
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"testing"
+	"time"
+)
+
+// needRoot skips a test that needs root (chown, mknod, trusted xattrs,
+// mounts), or fails it when CTRFS_REQUIRE_INTEGRATION=1.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root")
+	}
+}
+
+func skipOrFail(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CTRFS_REQUIRE_INTEGRATION") == "1" {
+		t.Fatalf("%s (CTRFS_REQUIRE_INTEGRATION=1)", why)
+	}
+	t.Skip(why)
+}
+
+// tarOf makes a tar of the given headers; a regular file's content is its
+// Linkname field misused as body when Size is 0 (keeps tables short).
+type entry struct {
+	hdr  tar.Header
+	body string
+}
+
+func tarOf(t testing.TB, entries ...entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := e.hdr
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+			if h.Typeflag == tar.TypeDir {
+				h.Mode = 0o755
+			}
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if e.body != "" {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func file(name, body string) entry { return entry{hdr: tar.Header{Name: name}, body: body} }
+func dir(name string) entry        { return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeDir}} }
+func symlink(name, to string) entry {
+	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to}}
+}
+func hardlink(name, to string) entry {
+	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: to}}
+}
+
+func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
+
+type ioReadCloser = io.ReadCloser
+
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func bytesReaderOf(b []byte) io.Reader { return bytes.NewReader(b) }

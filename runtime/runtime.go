@@ -410,8 +410,8 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 		Stdin: stdio.Stdin, Terminal: stdio.Terminal,
 	})
 	if err != nil && restore != nil {
-		// The shim's message ends with the errors of restore.log.
-		msg, logErrors, _ := strings.Cut(err.Error(), "; "+proto.RestoreLog+": ")
+		// The shim reports the errors of restore.log apart.
+		msg, logErrors := restoreFailure(err)
 		return fail(Errorf(KindRuntime, "restore: %s", explainCRIU(msg, logErrors, proto.RestoreLog)))
 	}
 	if err != nil {

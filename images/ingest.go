@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/ctrfs/ctrfs/internal/atomicfile"
 	"io"
 	"os"
 	"sync"
@@ -175,7 +176,7 @@ func (s *Store) unpackOnce(chain, diffID, blob string, imageLeft int64) (int64, 
 	if err := os.Rename(tmp, dst); err != nil {
 		return 0, err
 	}
-	if err := syncDir(s.path("layers", "sha256")); err != nil {
+	if err := atomicfile.SyncDir(s.path("layers", "sha256")); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"github.com/ctrfs/ctrfs/internal/atomicfile"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,7 +174,7 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err := os.MkdirAll(c.init.dir, 0o700); err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, specCopyFile), plan.raw, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, specCopyFile), plan.raw, 0o600); err != nil {
 		return fail(err)
 	}
 	ctx, cancel := orderContext(ctx, createTimeout)
@@ -281,8 +282,8 @@ func (r *Runtime) launchInit(ctx context.Context, c *Container, plan *createPlan
 		Stdin: c.init.stdin, Terminal: c.init.tty,
 	})
 	if err != nil && plan.restore != nil {
-		// The shim's message ends with the errors of restore.log.
-		msg, logErrors, _ := strings.Cut(err.Error(), "; "+proto.RestoreLog+": ")
+		// The shim reports the errors of restore.log apart.
+		msg, logErrors := restoreFailure(err)
 		return Errorf(KindRuntime, "restore: %s", explainCRIU(msg, logErrors, proto.RestoreLog))
 	}
 	if err != nil {

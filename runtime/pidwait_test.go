@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"github.com/ctrfs/ctrfs/internal/procfs"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // startOf is pid's start time, as the shims record it.
 func startOf(t *testing.T, pid int) uint64 {
 	t.Helper()
-	_, start, err := procStat(pid)
+	start, err := procfs.StartTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,10 +38,22 @@ type Process struct {
 	exited      chan struct{} // closed once exit is set
 	done        chan struct{} // closed once, besides, the shim is gone
 	stdinClosed bool          // close-stdin was sent, or the fifo is gone
+
+	// versionErr says the process directory was written in a shim
+	// protocol version this daemon does not know (a daemon downgraded
+	// under running shims): its files are not read, lest they be misread.
+	versionErr error
 }
 
-func newProcess(c *Container, name, dir string, spec []byte, stdio proto.Config) *Process {
-	return &Process{c: c, name: name, dir: dir, spec: spec, stdin: stdio.Stdin, tty: stdio.Terminal, exited: make(chan struct{}), done: make(chan struct{})}
+// newProcess makes the process of dir; cfg is its proto.Config (of which
+// only the stdio and, on load, the version matter).
+func newProcess(c *Container, name, dir string, spec []byte, cfg proto.Config) *Process {
+	p := &Process{c: c, name: name, dir: dir, spec: spec, stdin: cfg.Stdin, tty: cfg.Terminal, exited: make(chan struct{}), done: make(chan struct{})}
+	if err := proto.CheckVersion(cfg.Version); err != nil {
+		p.versionErr = fmt.Errorf("%s: %w", proto.ConfigFile, err)
+		c.log.WithField("process", name).WithError(err).Error("process written by an unknown shim protocol version: taken as exited, status unknown")
+	}
+	return p
 }
 
 // Name is the process name ("init" for the container's init).
@@ -161,11 +174,14 @@ func (p *Process) exitEvent(rec *exitRecord) Event {
 
 // readPidFile loads the pid file the shim wrote.
 func (p *Process) readPidFile() error {
+	if p.versionErr != nil {
+		return p.versionErr
+	}
 	b, err := os.ReadFile(filepath.Join(p.dir, proto.PidFile))
 	if err != nil {
 		return err
 	}
-	pid, start, err := parsePidFile(b)
+	pid, start, err := proto.ParsePidFile(b)
 	if err != nil {
 		return err
 	}
@@ -175,6 +191,9 @@ func (p *Process) readPidFile() error {
 
 // readExitFile loads the exitStatus file; (nil, nil) when there is none yet.
 func (p *Process) readExitFile() (*exitRecord, error) {
+	if p.versionErr != nil {
+		return nil, p.versionErr
+	}
 	var rec exitRecord
 	err := readJSON(filepath.Join(p.dir, proto.ExitStatusFile), &rec)
 	if errors.Is(err, os.ErrNotExist) {

@@ -4,18 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
-)
 
-func TestLastRuntimeError(t *testing.T) {
-	out := []byte(`{"level":"warning","msg":"w","time":"t"}` + "\n" +
-		`noise {"level":"error","msg":"first","time":"t"}{"level":"error","msg":"container \"x\" does not exist","time":"t"}` + "\ntrailing {")
-	if got := lastRuntimeError(out); got != `container "x" does not exist` {
-		t.Errorf("lastRuntimeError = %q", got)
-	}
-	if got := lastRuntimeError([]byte("plain text")); got != "" {
-		t.Errorf("lastRuntimeError(plain) = %q", got)
-	}
-}
+	"github.com/ctrfs/ctrfs/internal/procfs"
+)
 
 func TestRuntimeErrorText(t *testing.T) {
 	err := runtimeError("pause", errString(`exit status 1: {"level":"error","msg":"container not running","time":"t"}`))
@@ -28,28 +19,20 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-func TestParsePidFile(t *testing.T) {
-	pid, start, err := parsePidFile([]byte("123 456\n"))
-	if err != nil || pid != 123 || start != 456 {
-		t.Errorf("parsePidFile = %d %d %v", pid, start, err)
-	}
-	for _, bad := range []string{"", "123", "x 1", "-1 2", "1 2 3", "1 y"} {
-		if _, _, err := parsePidFile([]byte(bad)); err == nil {
-			t.Errorf("parsePidFile(%q): no error", bad)
-		}
-	}
-}
-
-func TestProcStatSelf(t *testing.T) {
-	state, start, err := procStat(os.Getpid())
-	if err != nil || start == 0 || state == 0 {
-		t.Fatalf("procStat(self) = %c %d %v", state, start, err)
+// The pid file's format is tested in shim/proto, /proc's in internal/procfs.
+func TestAliveSelf(t *testing.T) {
+	start, err := procfs.StartTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
 	}
 	if !alive(os.Getpid(), start) {
 		t.Error("alive(self) = false")
 	}
 	if alive(os.Getpid(), start+1) {
 		t.Error("alive with another start time = true: no pid-reuse guard")
+	}
+	if alive(os.Getpid(), 0) {
+		t.Error("alive with an unknown start time = true")
 	}
 }
 

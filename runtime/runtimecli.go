@@ -1,15 +1,14 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
 
 	runc "github.com/containerd/go-runc"
+	"github.com/ctrfs/ctrfs/internal/errmsg"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -87,41 +86,12 @@ func runtimeError(verb string, err error) error {
 	}
 	msg := err.Error()
 	if _, out, ok := strings.Cut(msg, ": "); ok {
-		if m := lastRuntimeError([]byte(out)); m != "" {
+		if m := errmsg.LastRuntimeError([]byte(out)); m != "" {
 			msg = m
 		}
 	}
 	return Errorf(KindRuntime, "%s: %s", verb, oneLine(msg))
 }
 
-// lastRuntimeError returns the msg of the last error-level JSON log object in
-// out, or "". Objects may be run together or mixed with plain text.
-func lastRuntimeError(out []byte) string {
-	last := ""
-	for {
-		i := bytes.IndexByte(out, '{')
-		if i < 0 {
-			return last
-		}
-		out = out[i:]
-		var entry struct {
-			Level string `json:"level"`
-			Msg   string `json:"msg"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(out))
-		if err := dec.Decode(&entry); err != nil {
-			out = out[1:]
-			continue
-		}
-		out = out[dec.InputOffset():]
-		if entry.Level == "error" || entry.Level == "fatal" {
-			last = entry.Msg
-		}
-	}
-}
-
 // oneLine keeps an error message on one line, as every ctl result is one.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
-}
+func oneLine(s string) string { return errmsg.OneLine(s) }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -112,6 +113,7 @@ func (l *shimLauncher) refill() {
 // The report arrives on an inherited pipe, so there is no polling for a pid
 // file; if the shim dies before reporting, the pipe's EOF says so.
 func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config) (int, error) {
+	cfg.Version = proto.Version
 	if err := writeJSONAtomic(filepath.Join(dir, proto.ConfigFile), cfg); err != nil {
 		return 0, err
 	}
@@ -157,9 +159,9 @@ func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config)
 			done <- result{err: fmt.Errorf("shim exited without a report%s", shimLogTail(dir))}
 			return
 		}
-		var rep proto.Report
-		if err := json.Unmarshal(line, &rep); err != nil {
-			done <- result{err: fmt.Errorf("bad report from shim: %q", line)}
+		rep, err := proto.ParseReport(line)
+		if err != nil {
+			done <- result{err: fmt.Errorf("shim: %v", err)}
 			return
 		}
 		done <- result{rep: rep}
@@ -170,7 +172,7 @@ func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config)
 			return 0, r.err
 		}
 		if r.rep.Error != "" {
-			return 0, Errorf(KindRuntime, "%s", oneLine(r.rep.Error))
+			return 0, reportFailure(r.rep)
 		}
 		if r.rep.Pid <= 0 {
 			return 0, fmt.Errorf("shim reported no pid")
@@ -181,6 +183,32 @@ func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config)
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		return 0, fmt.Errorf("timed out waiting for the runtime (a hook that hangs?): %w", ctx.Err())
 	}
+}
+
+// reportError is the runtime's failure as the shim reported it: the
+// runtime's message (an *Error of KindRuntime) and, for a restore, the
+// errors of CRIU's log apart.
+type reportError struct {
+	err  error
+	criu string
+}
+
+func (e *reportError) Error() string { return e.err.Error() }
+func (e *reportError) Unwrap() error { return e.err }
+
+// reportFailure is the error of a report that carries one.
+func reportFailure(rep proto.Report) error {
+	return &reportError{err: Errorf(KindRuntime, "%s", oneLine(rep.Error)), criu: oneLine(rep.CRIU)}
+}
+
+// restoreFailure splits an error of launch into the runtime's message and
+// the errors of CRIU's log ("" when there are none).
+func restoreFailure(err error) (msg, criu string) {
+	var re *reportError
+	if errors.As(err, &re) {
+		return re.err.Error(), re.criu
+	}
+	return err.Error(), ""
 }
 
 // shimLogTail returns ": " and the last line of the shim's own log, to

@@ -3,9 +3,9 @@ package runtime
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/ctrfs/ctrfs/internal/atomicfile"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -48,37 +48,14 @@ type containerRecord struct {
 	RestoredFrom string `json:"restored_from,omitempty"`
 }
 
-// writeFileAtomic writes data to path through a temporary file and a rename,
-// so a reader (or a daemon restarted after a crash) sees all or nothing.
-// There is no fsync: the rename guards against a crash of the daemon or a
-// shim; fsync would guard only against a crash of the kernel, after which
-// no container is left to describe (and /run is a tmpfs).
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
+// writeJSONAtomic writes a JSON document of the state directory so that a
+// reader sees all or nothing (atomicfile.WriteFile, which the shim uses too).
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 func readJSON(path string, v any) error {

@@ -44,7 +44,7 @@ func (r *Runtime) killShimGroup(dir string) {
 	if err != nil {
 		return // no shim was started, or it died before writing its pid
 	}
-	pid, start, err := parsePidFile(b)
+	pid, start, err := proto.ParsePidFile(b)
 	if err != nil {
 		r.log.WithError(err).WithField("dir", dir).Warn("cannot kill the shim: unreadable pid file")
 		return

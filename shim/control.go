@@ -55,4 +55,8 @@ func serveControl(log *logrus.Entry, f *os.File, stdin *stdinCopy, console *os.F
 			l.Warn("control: unknown op")
 		}
 	}
+	// The shim holds the fifo for writing too, so there is no EOF: the
+	// loop ends only on an error (or a line longer than the scanner's
+	// buffer, which the daemon never writes).
+	log.WithError(sc.Err()).Error("control fifo: read failed; close-stdin and resize no longer work")
 }

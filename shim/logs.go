@@ -36,7 +36,7 @@ func openBounded(path string, max int64) (*boundedFile, error) {
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		f.Close() // the Stat error is the one to tell
 		return nil, err
 	}
 	b := &boundedFile{f: f, max: max, align: punchAlign(max), size: st.Size()}
@@ -153,7 +153,7 @@ func (c *logCopy) run() {
 		// A terminal's master end reads EIO once the last holder of the
 		// other end is gone: that is its EOF.
 		n, err := c.r.Read(buf)
-		c.w.Write(buf[:n])
+		c.w.Write(buf[:n]) // never fails: it keeps its first error in c.w.err
 		if err != nil {
 			return
 		}
@@ -176,7 +176,7 @@ func (c *logCopy) finish(deadline time.Time) (trimmed, dropped int64, err error)
 		err = errors.New("output still open at exit; stopped reading")
 	}
 	if c.r != nil {
-		c.r.Close()
+		c.r.Close() // the read end: nothing to lose
 	}
 	if cerr := c.w.Close(); c.w.err == nil {
 		c.w.err = cerr

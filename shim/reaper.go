@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	runc "github.com/containerd/go-runc"
+	"github.com/ctrfs/ctrfs/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,9 @@ func (r *Reaper) reap() {
 		if err != nil || pid <= 0 {
 			return
 		}
-		start, _ := procStartTime(pid)
+		// 0 if /proc could not say: then the exit goes to whoever
+		// watches this pid, whatever its start (see sameStart).
+		start, _ := procfs.StartTime(pid)
 		var ws unix.WaitStatus
 		for {
 			// WNOHANG: another reap loop may have taken this zombie, and

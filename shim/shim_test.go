@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctrfs/ctrfs/internal/procfs"
 	"github.com/ctrfs/ctrfs/shim/proto"
 	"golang.org/x/sys/unix"
 )
@@ -55,25 +56,7 @@ func TestMain(m *testing.M) {
 
 // --- unit tests ---
 
-func TestParseStartTime(t *testing.T) {
-	// comm may hold spaces and parens: only the last ')' ends it.
-	rest := "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21 22\n"
-	for _, comm := range []string{"sh", "a b", "x) (y", ") 1 2 3 (", "(((", ""} {
-		got, err := parseStartTime([]byte("1234 (" + comm + ") " + rest))
-		if err != nil || got != 424242 {
-			t.Errorf("comm %q: got %d, %v; want 424242", comm, got, err)
-		}
-	}
-	for _, bad := range []string{"", "1 (sh", "1 (sh) S 1 2", "1 (sh) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x"} {
-		if got, err := parseStartTime([]byte(bad)); err == nil {
-			t.Errorf("%q: got %d, want an error", bad, got)
-		}
-	}
-	st, err := procStartTime(os.Getpid())
-	if err != nil || st == 0 {
-		t.Fatalf("procStartTime(self) = %d, %v", st, err)
-	}
-}
+// /proc/PID/stat is parsed, and tested, in internal/procfs.
 
 // streamBytes is a stream whose every 8-byte group names its own offset,
 // so any window of it can be checked for place and order.
@@ -417,8 +400,14 @@ func newEnvHooks(t *testing.T, hooks map[string]any, args ...string) *env {
 }
 
 func (e *env) writeConfig(action proto.Action, logMax int64) {
+	e.writeConfigVersion(action, logMax, 0)
+}
+
+// writeConfigVersion is writeConfig as a daemon of protocol version v
+// writes it (0: one from before versions).
+func (e *env) writeConfigVersion(action proto.Action, logMax int64, v int) {
 	cfg := proto.Config{
-		ID: e.id, Process: "init", Action: action, Bundle: e.bundle,
+		Version: v, ID: e.id, Process: "init", Action: action, Bundle: e.bundle,
 		Runtime: e.runc, RuntimeRoot: e.root, LogMaxSize: logMax,
 	}
 	data, _ := json.Marshal(cfg)
@@ -443,6 +432,7 @@ func (e *env) read(name string) string {
 type shimProc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
+	line   []byte // the report as sent
 	report proto.Report
 }
 
@@ -492,6 +482,7 @@ func (e *env) startShim() *shimProc {
 	if err := json.Unmarshal(data, &s.report); err != nil {
 		t.Fatalf("report %q: %v", data, err)
 	}
+	s.line = data
 	return s
 }
 
@@ -524,7 +515,7 @@ func (e *env) exitStatus() proto.ExitStatus {
 // checkPidFile checks that the file says "PID STARTTIME\n" of a live process.
 func checkPidFile(t *testing.T, content string, pid int) {
 	t.Helper()
-	start, err := procStartTime(pid)
+	start, err := procfs.StartTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -666,6 +657,42 @@ func TestShimRuntimeError(t *testing.T) {
 	}
 	if !strings.Contains(e.read(proto.ShimLog), "/nope") {
 		t.Errorf("error not in shim.log:\n%s", e.read(proto.ShimLog))
+	}
+}
+
+// The shim answers in the daemon's protocol version, and refuses one it
+// does not know before it runs anything.
+func TestShimProtocolVersion(t *testing.T) {
+	for _, v := range []int{0, 1, proto.Version} {
+		e := newEnv(t, "true")
+		e.writeConfigVersion(proto.ActionRun, 0, v)
+		s := e.startShim()
+		rep, err := proto.ParseReport(s.line)
+		if err != nil || rep.Pid <= 0 || rep.Version != proto.VersionOf(v) {
+			t.Errorf("version %d: report %q: %+v, %v", v, s.line, rep, err)
+		}
+		if has := bytes.Contains(s.line, []byte(`"version"`)); has != (proto.VersionOf(v) > 1) {
+			t.Errorf("version %d: report %q", v, s.line)
+		}
+		if code := s.wait(t); code != 0 {
+			t.Errorf("version %d: shim exit code %d", v, code)
+		}
+	}
+
+	e := newEnv(t, "true")
+	e.writeConfigVersion(proto.ActionRun, 0, proto.Version+1)
+	s := e.startShim()
+	rep, err := proto.ParseReport(s.line)
+	if err != nil || rep.Pid != 0 || !strings.Contains(rep.Error, fmt.Sprintf("version %d", proto.Version+1)) {
+		t.Errorf("newer version: report %q: %+v, %v; want an error naming it", s.line, rep, err)
+	}
+	if code := s.wait(t); code != 1 {
+		t.Errorf("newer version: shim exit code %d, want 1", code)
+	}
+	for _, name := range []string{proto.RuntimeLog, proto.PidFile, proto.ExitStatusFile} {
+		if _, err := os.Stat(filepath.Join(e.dir, name)); err == nil {
+			t.Errorf("newer version: %s written: the runtime ran", name)
+		}
 	}
 }
 
@@ -873,7 +900,7 @@ func TestChildStartTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	want, err := procStartTime(cmd.Process.Pid)
+	want, err := procfs.StartTime(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

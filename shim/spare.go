@@ -20,9 +20,11 @@ func WaitForDir(stdin *os.File) (dir string, ok bool) {
 	}
 	// Let go of the pipe: nothing after this reads it, and nothing the shim
 	// starts should inherit it.
+	// Should it fail, the shim keeps a pipe nobody writes to any more:
+	// harmless, as runc is given its stdin explicitly.
 	if null, err := unix.Open(os.DevNull, unix.O_RDONLY, 0); err == nil {
-		unix.Dup2(null, int(stdin.Fd()))
-		unix.Close(null)
+		_ = unix.Dup2(null, int(stdin.Fd()))
+		_ = unix.Close(null)
 	}
 	dir = strings.TrimSuffix(line, "\n")
 	return dir, dir != ""

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ctrfs/ctrfs/shim/proto"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,6 +22,7 @@ import (
 // restarted daemon knows stdin is closed by its absence), and the input is
 // ended: the pipe closed, or on a terminal the EOF character typed.
 type stdinCopy struct {
+	log     *logrus.Entry
 	fifo    *os.File
 	dst     *os.File // the stdin pipe's write end, or the terminal's master
 	tty     bool
@@ -38,8 +40,8 @@ func openStdinFifo() (*os.File, error) {
 	return os.NewFile(uintptr(fd), proto.StdinFifo), nil
 }
 
-func startStdinCopy(fifo, dst *os.File, tty bool) *stdinCopy {
-	s := &stdinCopy{fifo: fifo, dst: dst, tty: tty, done: make(chan struct{})}
+func startStdinCopy(log *logrus.Entry, fifo, dst *os.File, tty bool) *stdinCopy {
+	s := &stdinCopy{log: log, fifo: fifo, dst: dst, tty: tty, done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -50,7 +52,11 @@ func (s *stdinCopy) close() {
 	if s.closing.Swap(true) {
 		return
 	}
-	s.fifo.SetReadDeadline(time.Now()) // wakes the reader, now and for good
+	// Wakes the reader, now and for good. The fifo is non-blocking, so
+	// deadlines work on it; were it closed, the reader would be gone too.
+	if err := s.fifo.SetReadDeadline(time.Now()); err != nil {
+		s.log.WithError(err).Warn("stdin: wake the reader to close")
+	}
 }
 
 func (s *stdinCopy) run() {
@@ -66,7 +72,9 @@ func (s *stdinCopy) run() {
 		// Once the process is gone its stdin is too: what still comes is
 		// read and dropped, so a writer never blocks on a full fifo.
 		if dstErr == nil {
-			_, dstErr = s.dst.Write(p)
+			if _, dstErr = s.dst.Write(p); dstErr != nil {
+				s.log.WithError(dstErr).Info("stdin: the process takes no more input; dropping what comes")
+			}
 		}
 	}
 	for {
@@ -77,12 +85,15 @@ func (s *stdinCopy) run() {
 		}
 	}
 	if !s.closing.Load() {
-		return // the fifo failed: nothing more will come
+		// The fifo failed: nothing more will come.
+		s.log.Warn("stdin: the fifo failed; the process gets no more input")
+		return
 	}
 	// Drain without waiting: what the fifo holds was written before the
-	// close was asked.
+	// close was asked. The errors of SyscallConn and Read only say the
+	// fifo is closed, which it is not until below.
 	if rc, err := s.fifo.SyscallConn(); err == nil {
-		rc.Read(func(fd uintptr) bool {
+		_ = rc.Read(func(fd uintptr) bool {
 			for {
 				n, err := unix.Read(int(fd), buf)
 				if n <= 0 || err != nil {
@@ -92,14 +103,21 @@ func (s *stdinCopy) run() {
 			}
 		})
 	}
-	os.Remove(proto.StdinFifo)
-	s.fifo.Close()
+	// The fifo's absence is how a restarted daemon knows stdin is closed.
+	if err := os.Remove(proto.StdinFifo); err != nil {
+		s.log.WithError(err).Warn("stdin: remove the fifo; a restarted daemon will think stdin open")
+	}
+	s.fifo.Close() // our read end: nothing written through it to lose
 	if !s.tty {
-		s.dst.Close()
+		if err := s.dst.Close(); err != nil {
+			s.log.WithError(err).Warn("stdin: close the pipe")
+		}
 		return
 	}
 	if dstErr == nil {
-		s.dst.Write(eofKeys(s.dst, lastNL))
+		if _, err := s.dst.Write(eofKeys(s.dst, lastNL)); err != nil {
+			s.log.WithError(err).Warn("stdin: type EOF on the terminal")
+		}
 	}
 }
 

@@ -73,7 +73,8 @@ func (s *stdio) Set(c *exec.Cmd) {
 
 // CloseAfterStart closes the child's ends; go-runc calls it after the
 // runtime started, the shim after the runtime returned. Closing twice is
-// harmless.
+// harmless, and the errors of closing are dropped: nothing was written
+// through these ends by the shim, so nothing can be lost.
 func (s *stdio) CloseAfterStart() error {
 	for _, f := range []*os.File{s.stdin, s.outW, s.errW} {
 		if f != nil {
@@ -83,6 +84,8 @@ func (s *stdio) CloseAfterStart() error {
 	return nil
 }
 
+// Close closes every end (on a failed start); as CloseAfterStart, it has
+// nothing to lose.
 func (s *stdio) Close() error {
 	s.CloseAfterStart()
 	for _, f := range []*os.File{s.stdinW, s.outR, s.errR} {
@@ -160,7 +163,7 @@ func (c *consoleSocket) master(timeout time.Duration) (*os.File, error) {
 func (c *consoleSocket) Path() string { return c.s.Path() }
 
 // Close removes the socket (and ends a receive still waiting).
-func (c *consoleSocket) Close() { c.s.Close() }
+func (c *consoleSocket) Close() error { return c.s.Close() }
 
 // setWinsize sets the terminal's window size; the kernel sends SIGWINCH to
 // its foreground process group.
@@ -186,11 +189,19 @@ func setWinsize(console *os.File, cols, rows uint16) error {
 func startSize(log *logrus.Entry, console *os.File) {
 	rc, err := console.SyscallConn()
 	if err != nil {
+		log.WithError(err).Warn("terminal: read the starting size")
 		return
 	}
 	var ws *unix.Winsize
-	rc.Control(func(fd uintptr) { ws, err = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ) })
-	if err != nil || ws.Col != 0 || ws.Row != 0 {
+	var ioErr error
+	if err = rc.Control(func(fd uintptr) { ws, ioErr = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ) }); err == nil {
+		err = ioErr
+	}
+	if err != nil {
+		log.WithError(err).Warn("terminal: read the starting size")
+		return
+	}
+	if ws.Col != 0 || ws.Row != 0 {
 		return
 	}
 	if err := setWinsize(console, 80, 24); err != nil {

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctrfs/ctrfs/internal/procfs"
 	"github.com/ctrfs/ctrfs/tests/bundle"
 )
 
@@ -534,35 +535,9 @@ func readPidFile(path string) (pid int, start uint64, err error) {
 	return pid, start, nil
 }
 
-// procStat returns the state letter and the start time (field 22) of
-// /proc/PID/stat.
-func procStat(pid int) (state string, start uint64, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, err
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return "", 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(string(data[i+1:]))
-	// f[0] is field 3 (state), so field 22 is f[19].
-	if len(f) < 20 {
-		return "", 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
-	return f[0], start, err
-}
-
 // processAlive reports whether pid runs (not a zombie) and, when start is
 // not 0, is still the process that started at start.
-func processAlive(pid int, start uint64) bool {
-	state, st, err := procStat(pid)
-	if err != nil || state == "Z" || state == "X" {
-		return false
-	}
-	return start == 0 || st == start
-}
+func processAlive(pid int, start uint64) bool { return procfs.Alive(pid, start) }
 
 // killByPidFile SIGKILLs the process a pid file names if it is still that
 // process.

@@ -2,22 +2,60 @@
 // ctrfs-shim. It is all the two share: file names inside a process's state
 // directory and the JSON documents written there or sent over the report
 // pipe. Neither side imports the other.
+//
+// The protocol has a version (Version), since the daemon may be upgraded
+// under running shims, and a shim binary may be newer or older than the
+// daemon that starts it. The daemon writes its version in Config; the shim
+// answers in that version and refuses one it does not know; a daemon loads
+// a process directory of a version it does not know as exited (unknown)
+// rather than misread it. A document without a version is version 1.
 package proto
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
+
+// Version is the version of the protocol this package describes.
+//
+//	1  (no version field) the first; a restore's CRIU errors are glued to
+//	   Report.Error as "; restore.log: ERRORS".
+//	2  Config.Version and Report.Version; CRIU's errors in Report.CRIU.
+//
+// Every other file is the same in both.
+const Version = 2
+
+// VersionOf returns the version a document says it has: v, or 1 for a
+// document written before versions existed (v == 0).
+func VersionOf(v int) int {
+	if v == 0 {
+		return 1
+	}
+	return v
+}
+
+// CheckVersion returns an error when a document of version v (0 meaning
+// 1) is of a version this side cannot read.
+func CheckVersion(v int) error {
+	if v = VersionOf(v); v < 1 || v > Version {
+		return fmt.Errorf("shim protocol version %d is unknown here (this side speaks 1 to %d)", v, Version)
+	}
+	return nil
+}
 
 // File names inside a process's state directory (<state>/<id>/<proc>/).
 const (
 	// ConfigFile is written by the daemon before it starts the shim: what
 	// the shim is to run (Config).
 	ConfigFile = "process.json"
-	// PidFile is written by the shim once the process exists: "PID STARTTIME\n",
-	// STARTTIME being field 22 of /proc/PID/stat, the guard against pid reuse.
+	// PidFile is written by the shim once the process exists: "PID STARTTIME\n"
+	// (MarshalPidFile), STARTTIME being field 22 of /proc/PID/stat, the
+	// guard against pid reuse.
 	PidFile = "pid"
-	// ShimPidFile is written by the shim at start: "PID STARTTIME\n" of the shim.
+	// ShimPidFile is written by the shim at start: the same of the shim.
 	ShimPidFile = "shim.pid"
 	// ExitFifo is a fifo made by the daemon; the shim opens it O_RDWR and
 	// holds it until it exits, so the daemon's reader sees POLLHUP exactly
@@ -80,6 +118,9 @@ const (
 
 // Config is what the daemon asks a shim to run (ConfigFile).
 type Config struct {
+	// Version is the protocol version the daemon speaks (0: version 1).
+	// The shim answers in it, and refuses one it does not know.
+	Version int `json:"version,omitempty"`
 	// ID is the container id (already validated by the daemon).
 	ID string `json:"id"`
 	// Process is the process name inside the container ("init" for init).
@@ -140,10 +181,72 @@ const (
 )
 
 // Report is the one JSON line the shim writes to the report pipe: the pid
-// of the started process, or the runtime's error.
+// of the started process, or the runtime's error (MarshalReport,
+// ParseReport).
 type Report struct {
-	Pid   int    `json:"pid,omitempty"`
-	Error string `json:"error,omitempty"`
+	// Version is the protocol version of the report (0: version 1).
+	Version int    `json:"version,omitempty"`
+	Pid     int    `json:"pid,omitempty"`
+	Error   string `json:"error,omitempty"`
+	// CRIU holds the errors of RestoreLog when a restore failed, on one
+	// line ("" when it has none). Version 1 glued them to Error.
+	CRIU string `json:"criu,omitempty"`
+}
+
+// criuSep is how version 1 glued Report.CRIU to Report.Error.
+const criuSep = "; " + RestoreLog + ": "
+
+// MarshalReport returns r as the report line of protocol version v (the
+// version of the daemon's Config; 0 meaning 1), newline included.
+func MarshalReport(r Report, v int) []byte {
+	r.Version = VersionOf(v)
+	if r.Version == 1 {
+		if r.CRIU != "" {
+			r.Error += criuSep + r.CRIU
+		}
+		r.Version, r.CRIU = 0, ""
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // ints and strings always marshal
+	}
+	return append(data, '\n')
+}
+
+// ParseReport parses a report line of any version this package knows.
+func ParseReport(line []byte) (Report, error) {
+	var r Report
+	if err := json.Unmarshal(line, &r); err != nil {
+		return Report{}, fmt.Errorf("bad report %q: %v", line, err)
+	}
+	if err := CheckVersion(r.Version); err != nil {
+		return Report{}, fmt.Errorf("report %q: %v", line, err)
+	}
+	if VersionOf(r.Version) == 1 {
+		r.Error, r.CRIU, _ = strings.Cut(r.Error, criuSep)
+	}
+	r.Version = VersionOf(r.Version)
+	return r, nil
+}
+
+// MarshalPidFile returns the content of PidFile or ShimPidFile.
+func MarshalPidFile(pid int, start uint64) []byte {
+	return fmt.Appendf(nil, "%d %d\n", pid, start)
+}
+
+// ParsePidFile parses the content of PidFile or ShimPidFile.
+func ParsePidFile(data []byte) (pid int, start uint64, err error) {
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("malformed pid file %q", data)
+	}
+	if pid, err = strconv.Atoi(f[0]); err != nil || pid <= 0 {
+		return 0, 0, fmt.Errorf("malformed pid in pid file %q", data)
+	}
+	if start, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("malformed start time in pid file %q", data)
+	}
+	return pid, start, nil
 }
 
 // ExitStatus is the content of ExitStatusFile.

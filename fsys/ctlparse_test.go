@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 
+	"bazil.org/fuse"
+
 	"github.com/ctrfs/ctrfs/runtime"
 )
 
@@ -334,6 +336,18 @@ func TestParseProcess(t *testing.T) {
 		_, err := parseCommands([]byte(c.in), processGrammar)
 		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%q: %v; want EINVAL containing %q", c.in, err, c.msg)
+		}
+	}
+}
+
+func TestErrnoName(t *testing.T) {
+	for e, want := range map[syscall.Errno]string{
+		syscall.EINVAL: "EINVAL", syscall.ENOENT: "ENOENT", syscall.EEXIST: "EEXIST", syscall.EBUSY: "EBUSY",
+		syscall.EFBIG: "EFBIG", syscall.EIO: "EIO", syscall.EACCES: "EACCES", syscall.EPIPE: "EPIPE",
+		syscall.ENOTTY: "ENOTTY", syscall.EAGAIN: "EAGAIN", syscall.EINTR: "EINTR", 9999: "errno 9999",
+	} {
+		if got := errnoName(fuse.Errno(e)); got != want {
+			t.Errorf("errnoName(%d) = %q, want %q", int(e), got, want)
 		}
 	}
 }

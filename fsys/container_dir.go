@@ -18,17 +18,17 @@ import (
 // labels, bundle, runtime, config.json, processes/ and checkpoints/.
 type containerDir struct {
 	staticDir
-	c                *runtime.Container
+	c                Container
 	ctl              *ctlFile
 	state, pids, oom *watchedFile
 
 	mu    sync.Mutex
-	procs map[*runtime.Process]*processDir // stable nodes: one per process
+	procs map[Process]*processDir // stable nodes: one per process
 	n     *notifier
 }
 
-func newContainerDir(f *FS, c *runtime.Container) *containerDir {
-	d := &containerDir{c: c, n: f.n, procs: map[*runtime.Process]*processDir{}}
+func newContainerDir(f *FS, c Container) *containerDir {
+	d := &containerDir{c: c, n: f.n, procs: map[Process]*processDir{}}
 	d.ctl = &ctlFile{verbs: containerVerbs, grammar: containerGrammar, run: func(ctx context.Context, cmd command) error { return runContainer(ctx, f.rt, c, cmd) }, lastErr: &lastError{}}
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
@@ -77,7 +77,7 @@ func (d *containerDir) process(name string) *processDir {
 // dirFor returns the one directory node of process p. Stable nodes keep
 // inode numbers stable, which inotify watchers depend on; a name reused
 // after a removal is a new process and gets a new node.
-func (d *containerDir) dirFor(p *runtime.Process) *processDir {
+func (d *containerDir) dirFor(p Process) *processDir {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if pd, ok := d.procs[p]; ok {
@@ -109,7 +109,7 @@ func (d *containerDir) statsFile() *roFile {
 }
 
 // runContainer carries out one command written to a container's ctl.
-func runContainer(ctx context.Context, rt *runtime.Runtime, c *runtime.Container, cmd command) error {
+func runContainer(ctx context.Context, rt Runtime, c Container, cmd command) error {
 	switch cmd.verb {
 	case "start":
 		return c.Start(ctx)
@@ -124,8 +124,7 @@ func runContainer(ctx context.Context, rt *runtime.Runtime, c *runtime.Container
 	case "checkpoint":
 		return c.Checkpoint(ctx, cmd.checkpoint)
 	case "exec":
-		_, err := c.Exec(ctx, cmd.exec)
-		return err
+		return c.Exec(ctx, cmd.exec)
 	case "delete":
 		return rt.Delete(ctx, c, cmd.force)
 	}
@@ -142,7 +141,7 @@ type processDir struct {
 }
 
 // newProcessDir makes the directory of process p, at rel under the mount.
-func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
+func newProcessDir(n *notifier, rel string, p Process) *processDir {
 	d := &processDir{
 		ctl:   &ctlFile{verbs: processVerbs, grammar: processGrammar, run: func(ctx context.Context, cmd command) error { return runProcess(ctx, p, cmd) }, lastErr: &lastError{}},
 		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
@@ -165,7 +164,7 @@ func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
 }
 
 // runProcess carries out one command written to a process's ctl.
-func runProcess(ctx context.Context, p *runtime.Process, cmd command) error {
+func runProcess(ctx context.Context, p Process, cmd command) error {
 	switch cmd.verb {
 	case "kill":
 		return p.Signal(ctx, cmd.signal)

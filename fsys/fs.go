@@ -17,7 +17,7 @@ import (
 
 // FS is the ctrfs filesystem.
 type FS struct {
-	rt      *runtime.Runtime
+	rt      Runtime
 	n       *notifier
 	root    *rootDir
 	rootCtl *ctlFile
@@ -25,12 +25,17 @@ type FS struct {
 	events  *eventsFile
 
 	mu   sync.Mutex
-	dirs map[*runtime.Container]*containerDir // stable nodes: one per container
+	dirs map[Container]*containerDir // stable nodes: one per container
 }
 
 // New makes the filesystem over rt. version is ctrfs's own version.
 func New(rt *runtime.Runtime, version string) *FS {
-	f := &FS{rt: rt, n: newNotifier(), dirs: map[*runtime.Container]*containerDir{}}
+	return newFS(rtRuntime{rt}, version)
+}
+
+// newFS makes the filesystem over any Runtime (the tests' fake too).
+func newFS(rt Runtime, version string) *FS {
+	f := &FS{rt: rt, n: newNotifier(), dirs: map[Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
 	f.rootCtl = &ctlFile{verbs: rootVerbs, grammar: rootGrammar, run: f.runRoot, lastErr: &lastError{}}
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
@@ -55,8 +60,7 @@ func (f *FS) Root() (fs.Node, error) { return f.root, nil }
 func (f *FS) runRoot(ctx context.Context, cmd command) error {
 	switch cmd.verb {
 	case "create", "run":
-		_, err := f.rt.Create(ctx, cmd.create)
-		return err
+		return f.rt.Create(ctx, cmd.create)
 	case "delete":
 		c, ok := f.rt.Get(cmd.id)
 		if !ok {
@@ -69,7 +73,7 @@ func (f *FS) runRoot(ctx context.Context, cmd command) error {
 
 // dirFor returns the one directory node of container c. Stable nodes keep
 // inode numbers stable, which inotify watchers depend on.
-func (f *FS) dirFor(c *runtime.Container) *containerDir {
+func (f *FS) dirFor(c Container) *containerDir {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if d, ok := f.dirs[c]; ok {

@@ -1,7 +1,6 @@
 package fsys
 
 import (
-	"context"
 	"encoding/json"
 	"path"
 	"sort"
@@ -29,7 +28,7 @@ type containerDir struct {
 
 func newContainerDir(f *FS, c Container) *containerDir {
 	d := &containerDir{c: c, n: f.n, procs: map[Process]*processDir{}}
-	d.ctl = &ctlFile{verbs: containerVerbs, grammar: containerGrammar, run: func(ctx context.Context, cmd command) error { return runContainer(ctx, f.rt, c, cmd) }, lastErr: &lastError{}}
+	d.ctl = containerTable.ctl(containerCtl{c, f.rt})
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
 	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {
@@ -108,29 +107,6 @@ func (d *containerDir) statsFile() *roFile {
 	return f
 }
 
-// runContainer carries out one command written to a container's ctl.
-func runContainer(ctx context.Context, rt Runtime, c Container, cmd command) error {
-	switch cmd.verb {
-	case "start":
-		return c.Start(ctx)
-	case "pause":
-		return c.Pause(ctx)
-	case "resume":
-		return c.Resume(ctx)
-	case "kill":
-		return c.Kill(ctx, cmd.signal, cmd.all)
-	case "update":
-		return c.Update(ctx, cmd.update)
-	case "checkpoint":
-		return c.Checkpoint(ctx, cmd.checkpoint)
-	case "exec":
-		return c.Exec(ctx, cmd.exec)
-	case "delete":
-		return rt.Delete(ctx, c, cmd.force)
-	}
-	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
-}
-
 // processDir is processes/NAME: ctl, pid, state, exit, wait, spec, stdin,
 // stdout, stderr.
 type processDir struct {
@@ -143,7 +119,7 @@ type processDir struct {
 // newProcessDir makes the directory of process p, at rel under the mount.
 func newProcessDir(n *notifier, rel string, p Process) *processDir {
 	d := &processDir{
-		ctl:   &ctlFile{verbs: processVerbs, grammar: processGrammar, run: func(ctx context.Context, cmd command) error { return runProcess(ctx, p, cmd) }, lastErr: &lastError{}},
+		ctl:   processTable.ctl(p),
 		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
 		exit:  newWatchedFile(n, path.Join(rel, "exit"), func() ([]byte, error) { return text(p.ExitText()), nil }),
 		wait:  &waitFile{p: p},
@@ -161,19 +137,6 @@ func newProcessDir(n *notifier, rel string, p Process) *processDir {
 		"stderr": &outputFile{p: p, stream: runtime.Stderr, n: n},
 	}
 	return d
-}
-
-// runProcess carries out one command written to a process's ctl.
-func runProcess(ctx context.Context, p Process, cmd command) error {
-	switch cmd.verb {
-	case "kill":
-		return p.Signal(ctx, cmd.signal)
-	case "close-stdin":
-		return p.CloseStdin()
-	case "resize":
-		return p.Resize(cmd.cols, cmd.rows)
-	}
-	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
 
 // exited tells the process's watchers that it has exited.

@@ -37,7 +37,7 @@ func New(rt *runtime.Runtime, version string) *FS {
 func newFS(rt Runtime, version string) *FS {
 	f := &FS{rt: rt, n: newNotifier(), dirs: map[Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
-	f.rootCtl = &ctlFile{verbs: rootVerbs, grammar: rootGrammar, run: f.runRoot, lastErr: &lastError{}}
+	f.rootCtl = rootTable.ctl(rt)
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
@@ -56,20 +56,6 @@ func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config, poker Pok
 
 // Root is the mount's root directory.
 func (f *FS) Root() (fs.Node, error) { return f.root, nil }
-
-func (f *FS) runRoot(ctx context.Context, cmd command) error {
-	switch cmd.verb {
-	case "create", "run":
-		return f.rt.Create(ctx, cmd.create)
-	case "delete":
-		c, ok := f.rt.Get(cmd.id)
-		if !ok {
-			return runtime.Errorf(runtime.KindNotFound, "delete: no such container %q", cmd.id)
-		}
-		return f.rt.Delete(ctx, c, cmd.force)
-	}
-	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
-}
 
 // dirFor returns the one directory node of container c. Stable nodes keep
 // inode numbers stable, which inotify watchers depend on.

@@ -116,12 +116,7 @@ func (r rtRuntime) Get(id string) (Container, bool) {
 }
 
 func (r rtRuntime) List() []Container {
-	cs := r.Runtime.List()
-	out := make([]Container, len(cs))
-	for i, c := range cs {
-		out[i] = rtContainer{c}
-	}
-	return out
+	return wrapAll(r.Runtime.List(), func(c *runtime.Container) Container { return rtContainer{c} })
 }
 
 func (r rtRuntime) Create(ctx context.Context, req runtime.CreateRequest) error {
@@ -147,12 +142,7 @@ func (c rtContainer) Process(name string) Process {
 }
 
 func (c rtContainer) Processes() []Process {
-	ps := c.Container.Processes()
-	out := make([]Process, len(ps))
-	for i, p := range ps {
-		out[i] = rtProcess{p}
-	}
-	return out
+	return wrapAll(c.Container.Processes(), func(p *runtime.Process) Process { return rtProcess{p} })
 }
 
 func (c rtContainer) Exec(ctx context.Context, req runtime.ExecRequest) error {
@@ -171,6 +161,15 @@ func (p rtProcess) OpenOutput(stream string) (OutputReader, error) {
 }
 
 func (p rtProcess) OpenStdin() StdinWriter { return p.Process.OpenStdin() }
+
+// wrapAll wraps each of runtime's values for fsys.
+func wrapAll[R, I any](rs []R, wrap func(R) I) []I {
+	out := make([]I, len(rs))
+	for i, r := range rs {
+		out[i] = wrap(r)
+	}
+	return out
+}
 
 var (
 	_ Runtime      = rtRuntime{}

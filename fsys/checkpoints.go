@@ -16,7 +16,7 @@ import (
 // Errors are also the container's last error (cat ID/ctl).
 type checkpointsDir struct {
 	immutableDir
-	c       *runtime.Container
+	c       Container
 	lastErr *lastError
 }
 
@@ -69,7 +69,7 @@ func (d *checkpointsDir) Remove(ctx context.Context, req *fuse.RemoveRequest) er
 }
 
 // newCheckpointDir is checkpoints/NAME/: its config.json.
-func newCheckpointDir(c *runtime.Container, name string) *staticDir {
+func newCheckpointDir(c Container, name string) *staticDir {
 	return &staticDir{entries: map[string]fs.Node{
 		"config.json": newROFile(func() ([]byte, error) { return c.CheckpointConfig(name) }),
 	}}

@@ -1,7 +1,6 @@
 package fsys
 
 import (
-	"context"
 	"encoding/json"
 	"path"
 	"sort"
@@ -18,18 +17,18 @@ import (
 // labels, bundle, runtime, config.json, processes/ and checkpoints/.
 type containerDir struct {
 	staticDir
-	c                *runtime.Container
+	c                Container
 	ctl              *ctlFile
 	state, pids, oom *watchedFile
 
 	mu    sync.Mutex
-	procs map[*runtime.Process]*processDir // stable nodes: one per process
+	procs map[Process]*processDir // stable nodes: one per process
 	n     *notifier
 }
 
-func newContainerDir(f *FS, c *runtime.Container) *containerDir {
-	d := &containerDir{c: c, n: f.n, procs: map[*runtime.Process]*processDir{}}
-	d.ctl = &ctlFile{verbs: containerVerbs, grammar: containerGrammar, run: func(ctx context.Context, cmd command) error { return runContainer(ctx, f.rt, c, cmd) }, lastErr: &lastError{}}
+func newContainerDir(f *FS, c Container) *containerDir {
+	d := &containerDir{c: c, n: f.n, procs: map[Process]*processDir{}}
+	d.ctl = containerTable.ctl(containerCtl{c, f.rt})
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
 	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {
@@ -77,7 +76,7 @@ func (d *containerDir) process(name string) *processDir {
 // dirFor returns the one directory node of process p. Stable nodes keep
 // inode numbers stable, which inotify watchers depend on; a name reused
 // after a removal is a new process and gets a new node.
-func (d *containerDir) dirFor(p *runtime.Process) *processDir {
+func (d *containerDir) dirFor(p Process) *processDir {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if pd, ok := d.procs[p]; ok {
@@ -108,30 +107,6 @@ func (d *containerDir) statsFile() *roFile {
 	return f
 }
 
-// runContainer carries out one command written to a container's ctl.
-func runContainer(ctx context.Context, rt *runtime.Runtime, c *runtime.Container, cmd command) error {
-	switch cmd.verb {
-	case "start":
-		return c.Start(ctx)
-	case "pause":
-		return c.Pause(ctx)
-	case "resume":
-		return c.Resume(ctx)
-	case "kill":
-		return c.Kill(ctx, cmd.signal, cmd.all)
-	case "update":
-		return c.Update(ctx, cmd.update)
-	case "checkpoint":
-		return c.Checkpoint(ctx, cmd.checkpoint)
-	case "exec":
-		_, err := c.Exec(ctx, cmd.exec)
-		return err
-	case "delete":
-		return rt.Delete(ctx, c, cmd.force)
-	}
-	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
-}
-
 // processDir is processes/NAME: ctl, pid, state, exit, wait, spec, stdin,
 // stdout, stderr.
 type processDir struct {
@@ -142,9 +117,9 @@ type processDir struct {
 }
 
 // newProcessDir makes the directory of process p, at rel under the mount.
-func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
+func newProcessDir(n *notifier, rel string, p Process) *processDir {
 	d := &processDir{
-		ctl:   &ctlFile{verbs: processVerbs, grammar: processGrammar, run: func(ctx context.Context, cmd command) error { return runProcess(ctx, p, cmd) }, lastErr: &lastError{}},
+		ctl:   processTable.ctl(p),
 		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
 		exit:  newWatchedFile(n, path.Join(rel, "exit"), func() ([]byte, error) { return text(p.ExitText()), nil }),
 		wait:  &waitFile{p: p},
@@ -162,19 +137,6 @@ func newProcessDir(n *notifier, rel string, p *runtime.Process) *processDir {
 		"stderr": &outputFile{p: p, stream: runtime.Stderr, n: n},
 	}
 	return d
-}
-
-// runProcess carries out one command written to a process's ctl.
-func runProcess(ctx context.Context, p *runtime.Process, cmd command) error {
-	switch cmd.verb {
-	case "kill":
-		return p.Signal(ctx, cmd.signal)
-	case "close-stdin":
-		return p.CloseStdin()
-	case "resize":
-		return p.Resize(cmd.cols, cmd.rows)
-	}
-	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
 }
 
 // exited tells the process's watchers that it has exited.

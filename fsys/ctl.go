@@ -13,11 +13,17 @@ import (
 // ctlFile is a transaction file (as Linux's simple_transaction): a write
 // gives orders; a read from the same open file then returns their result.
 // A fresh open reads the verbs and the last error.
+// Its verbs are a command table's (see cmdtab), which makes it.
 type ctlFile struct {
 	verbs   string
-	grammar grammar                              // the root's, a container's or a process's
-	run     func(context.Context, command) error // carries out one command
+	parse   func(data []byte) ([]order, error) // a whole write, or nothing
 	lastErr *lastError
+}
+
+// order is one parsed line of a ctl write, ready to run on its target.
+type order struct {
+	text string // the line as written, for results
+	run  func(context.Context) error
 }
 
 // lastError keeps the last error of a ctl file, for `cat ctl`.
@@ -86,13 +92,13 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 	defer h.mu.Unlock()
 	var out strings.Builder
 	var fail error
-	cmds, err := parseCommands(req.Data, h.file.grammar)
+	cmds, err := h.file.parse(req.Data)
 	if err != nil {
 		fail = err
 		out.WriteString("error: " + describe(err) + "\n")
 	}
 	for i, cmd := range cmds {
-		if err := h.file.run(ctx, cmd); err != nil {
+		if err := cmd.run(ctx); err != nil {
 			fail = err
 			out.WriteString("error: " + describe(err) + "\n")
 			for _, rest := range cmds[i+1:] {

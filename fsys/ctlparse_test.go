@@ -6,8 +6,44 @@ import (
 	"syscall"
 	"testing"
 
+	"bazil.org/fuse"
+
 	"github.com/ctrfs/ctrfs/runtime"
 )
+
+// grammar names a ctl file's table, for the tests.
+type grammar int
+
+const (
+	rootGrammar grammar = iota
+	containerGrammar
+	processGrammar
+)
+
+// parsed is a parsed command, its target left out.
+type parsed struct {
+	text, verb string
+	arg        any
+}
+
+// parseCommands parses data with the table of g.
+func parseCommands(data []byte, g grammar) ([]parsed, error) {
+	switch g {
+	case rootGrammar:
+		return flatten(rootTable.parse(data))
+	case containerGrammar:
+		return flatten(containerTable.parse(data))
+	}
+	return flatten(processTable.parse(data))
+}
+
+func flatten[T any](cmds []command[T], err error) ([]parsed, error) {
+	var out []parsed
+	for _, c := range cmds {
+		out = append(out, parsed{text: c.text, verb: c.verb.name, arg: c.arg})
+	}
+	return out, err
+}
 
 func TestSplitWords(t *testing.T) {
 	cases := []struct {
@@ -49,27 +85,28 @@ func TestParseRoot(t *testing.T) {
 	if len(cmds) != 2 {
 		t.Fatalf("got %d commands, want 2", len(cmds))
 	}
-	req := cmds[0].create
+	req := cmds[0].arg
 	want := runtime.CreateRequest{ID: "web", Bundle: "/b", Start: true, NoPivot: true, Stdin: true, TTY: true,
 		Labels: map[string]string{"a": "1", "b": "x y"}, RuntimeArgs: []string{"--debug"}}
 	if !reflect.DeepEqual(req, want) {
 		t.Errorf("create request = %+v, want %+v", req, want)
 	}
-	if cmds[1].verb != "delete" || cmds[1].id != "old" || !cmds[1].force {
+	if cmds[1].verb != "delete" || cmds[1].arg != (deleteArgs{id: "old", force: true}) {
 		t.Errorf("delete = %+v", cmds[1])
 	}
 }
 
 func TestParseContainer(t *testing.T) {
-	for in, want := range map[string]command{
-		"kill":              {verb: "kill", signal: syscall.SIGTERM},
-		"kill KILL --all":   {verb: "kill", signal: syscall.SIGKILL, all: true},
-		"kill sigusr1":      {verb: "kill", signal: syscall.SIGUSR1},
-		"kill 9":            {verb: "kill", signal: syscall.SIGKILL},
-		"kill -9":           {verb: "kill", signal: syscall.SIGKILL},
-		"kill --all SIGHUP": {verb: "kill", signal: syscall.SIGHUP, all: true},
-		"delete --force":    {verb: "delete", force: true},
-		"pause":             {verb: "pause"},
+	for in, want := range map[string]parsed{
+		"kill":              {verb: "kill", arg: killArgs{signal: syscall.SIGTERM}},
+		"kill KILL --all":   {verb: "kill", arg: killArgs{signal: syscall.SIGKILL, all: true}},
+		"kill sigusr1":      {verb: "kill", arg: killArgs{signal: syscall.SIGUSR1}},
+		"kill 9":            {verb: "kill", arg: killArgs{signal: syscall.SIGKILL}},
+		"kill -9":           {verb: "kill", arg: killArgs{signal: syscall.SIGKILL}},
+		"kill --all SIGHUP": {verb: "kill", arg: killArgs{signal: syscall.SIGHUP, all: true}},
+		"delete --force":    {verb: "delete", arg: true},
+		"delete":            {verb: "delete", arg: false},
+		"pause":             {verb: "pause", arg: noArgs{}},
 	} {
 		cmds, err := parseCommands([]byte(in), containerGrammar)
 		if err != nil {
@@ -131,11 +168,11 @@ func TestParseErrors(t *testing.T) {
 func TestParseCheckpoint(t *testing.T) {
 	cmd, err := parseOne(t, "checkpoint cp2 --exit --tcp --unix-sockets --shell --empty-ns network --dir /srv/cp")
 	want := runtime.CheckpointRequest{Name: "cp2", Dir: "/srv/cp", Exit: true, TCP: true, UnixSockets: true, Shell: true, EmptyNS: []string{"network"}}
-	if err != nil || !reflect.DeepEqual(cmd.checkpoint, want) {
-		t.Errorf("checkpoint = %+v, %v", cmd.checkpoint, err)
+	if err != nil || !reflect.DeepEqual(cmd.arg, want) {
+		t.Errorf("checkpoint = %+v, %v", cmd.arg, err)
 	}
-	if cmd, err := parseOne(t, "checkpoint cp1"); err != nil || !reflect.DeepEqual(cmd.checkpoint, runtime.CheckpointRequest{Name: "cp1"}) {
-		t.Errorf("checkpoint cp1 = %+v, %v", cmd.checkpoint, err)
+	if cmd, err := parseOne(t, "checkpoint cp1"); err != nil || !reflect.DeepEqual(cmd.arg, runtime.CheckpointRequest{Name: "cp1"}) {
+		t.Errorf("checkpoint cp1 = %+v, %v", cmd.arg, err)
 	}
 	for _, c := range []struct{ in, msg string }{
 		{"checkpoint", "usage"},
@@ -163,7 +200,7 @@ func TestParseCheckpoint(t *testing.T) {
 
 func TestParseRestore(t *testing.T) {
 	cmds, err := parseCommands([]byte("create web2 /b --checkpoint cp2 --checkpoint-dir /srv/cp"), rootGrammar)
-	if err != nil || cmds[0].create.Checkpoint != "cp2" || cmds[0].create.CheckpointDir != "/srv/cp" {
+	if err != nil || cmds[0].arg.(runtime.CreateRequest).Checkpoint != "cp2" || cmds[0].arg.(runtime.CreateRequest).CheckpointDir != "/srv/cp" {
 		t.Fatalf("create --checkpoint = %+v, %v", cmds, err)
 	}
 	for _, c := range []struct{ in, msg string }{
@@ -212,32 +249,38 @@ func FuzzParseCommands(f *testing.F) {
 		for _, c := range cmds {
 			switch c.verb {
 			case "create", "run":
-				if err := c.create.Check(); err != nil {
+				req := c.arg.(runtime.CreateRequest)
+				if err := req.Check(); err != nil {
 					t.Fatalf("accepted a bad create: %v", err)
 				}
 			case "delete":
-				if root && runtime.CheckName("container id", c.id) != nil {
-					t.Fatalf("accepted bad id %q", c.id)
+				if a, ok := c.arg.(deleteArgs); ok && runtime.CheckName("container id", a.id) != nil {
+					t.Fatalf("accepted bad id %q", a.id)
+				} else if root != ok {
+					t.Fatalf("delete argument %#v in grammar %d", c.arg, g)
 				}
 			case "kill":
-				if c.signal < 1 || c.signal > maxSignal {
-					t.Fatalf("accepted signal %d", c.signal)
+				if a := c.arg.(killArgs); a.signal < 1 || a.signal > maxSignal || a.all && g == processGrammar {
+					t.Fatalf("accepted kill %+v", a)
 				}
 			case "update":
-				if err := c.update.Check(); err != nil {
+				req := c.arg.(runtime.UpdateRequest)
+				if err := req.Check(); err != nil {
 					t.Fatalf("accepted a bad update: %v", err)
 				}
 			case "checkpoint":
-				if err := c.checkpoint.Check(); err != nil {
+				req := c.arg.(runtime.CheckpointRequest)
+				if err := req.Check(); err != nil {
 					t.Fatalf("accepted a bad checkpoint: %v", err)
 				}
 			case "exec":
-				if err := c.exec.Check(); err != nil {
+				req := c.arg.(runtime.ExecRequest)
+				if err := req.Check(); err != nil {
 					t.Fatalf("accepted a bad exec: %v", err)
 				}
 			case "resize":
-				if c.cols == 0 || c.rows == 0 {
-					t.Fatalf("accepted resize %dx%d", c.cols, c.rows)
+				if s := c.arg.(winSize); s.cols == 0 || s.rows == 0 {
+					t.Fatalf("accepted resize %dx%d", s.cols, s.rows)
 				}
 			case "start", "pause", "resume", "close-stdin":
 			default:
@@ -267,7 +310,7 @@ func TestParseExec(t *testing.T) {
 			t.Errorf("%q: %v", in, err)
 			continue
 		}
-		if got := cmds[0].exec; !reflect.DeepEqual(got, want) {
+		if got := cmds[0].arg; !reflect.DeepEqual(got, want) {
 			t.Errorf("%q:\n got  %+v\n want %+v", in, got, want)
 		}
 	}
@@ -299,12 +342,12 @@ func TestParseExec(t *testing.T) {
 }
 
 func TestParseProcess(t *testing.T) {
-	for in, want := range map[string]command{
-		"kill":          {verb: "kill", signal: syscall.SIGTERM},
-		"kill -9":       {verb: "kill", signal: syscall.SIGKILL},
-		"kill INT":      {verb: "kill", signal: syscall.SIGINT},
-		"close-stdin":   {verb: "close-stdin"},
-		"resize 100 40": {verb: "resize", cols: 100, rows: 40},
+	for in, want := range map[string]parsed{
+		"kill":          {verb: "kill", arg: killArgs{signal: syscall.SIGTERM}},
+		"kill -9":       {verb: "kill", arg: killArgs{signal: syscall.SIGKILL}},
+		"kill INT":      {verb: "kill", arg: killArgs{signal: syscall.SIGINT}},
+		"close-stdin":   {verb: "close-stdin", arg: noArgs{}},
+		"resize 100 40": {verb: "resize", arg: winSize{cols: 100, rows: 40}},
 	} {
 		cmds, err := parseCommands([]byte(in), processGrammar)
 		if err != nil {
@@ -334,6 +377,18 @@ func TestParseProcess(t *testing.T) {
 		_, err := parseCommands([]byte(c.in), processGrammar)
 		if err == nil || runtime.KindOf(err) != runtime.KindInvalid || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%q: %v; want EINVAL containing %q", c.in, err, c.msg)
+		}
+	}
+}
+
+func TestErrnoName(t *testing.T) {
+	for e, want := range map[syscall.Errno]string{
+		syscall.EINVAL: "EINVAL", syscall.ENOENT: "ENOENT", syscall.EEXIST: "EEXIST", syscall.EBUSY: "EBUSY",
+		syscall.EFBIG: "EFBIG", syscall.EIO: "EIO", syscall.EACCES: "EACCES", syscall.EPIPE: "EPIPE",
+		syscall.ENOTTY: "ENOTTY", syscall.EAGAIN: "EAGAIN", syscall.EINTR: "EINTR", 9999: "errno 9999",
+	} {
+		if got := errnoName(fuse.Errno(e)); got != want {
+			t.Errorf("errnoName(%d) = %q, want %q", int(e), got, want)
 		}
 	}
 }

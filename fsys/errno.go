@@ -7,6 +7,7 @@ import (
 
 	"bazil.org/fuse"
 	"github.com/ctrfs/ctrfs/runtime"
+	"golang.org/x/sys/unix"
 )
 
 // errnoOf is the errno that tells a caller what went wrong.
@@ -36,29 +37,8 @@ func errnoOf(err error) fuse.Errno {
 
 // errnoName is the errno's symbolic name, as the result text shows it.
 func errnoName(e fuse.Errno) string {
-	switch syscall.Errno(e) {
-	case syscall.EINVAL:
-		return "EINVAL"
-	case syscall.ENOENT:
-		return "ENOENT"
-	case syscall.EEXIST:
-		return "EEXIST"
-	case syscall.EBUSY:
-		return "EBUSY"
-	case syscall.EFBIG:
-		return "EFBIG"
-	case syscall.EIO:
-		return "EIO"
-	case syscall.EACCES:
-		return "EACCES"
-	case syscall.EPIPE:
-		return "EPIPE"
-	case syscall.ENOTTY:
-		return "ENOTTY"
-	case syscall.EAGAIN:
-		return "EAGAIN"
-	case syscall.EINTR:
-		return "EINTR"
+	if name := unix.ErrnoName(syscall.Errno(e)); name != "" {
+		return name
 	}
 	return fmt.Sprintf("errno %d", int(e))
 }

@@ -19,9 +19,9 @@ import (
 // after its delete event.
 type eventsFile struct {
 	readOnlyFile
-	rt *runtime.Runtime
-	id string             // "" for every container
-	c  *runtime.Container // the container of ID/events, nil for the root's
+	rt Runtime
+	id string    // "" for every container
+	c  Container // the container of ID/events, nil for the root's
 	n  *notifier
 }
 
@@ -45,7 +45,7 @@ func (f *eventsFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse
 
 type eventsHandle struct {
 	f       *eventsFile
-	sub     *runtime.Subscription
+	sub     Subscription
 	waiters pollWaiters // this handle's own: each open is its own stream
 	reg     pollRegistration
 

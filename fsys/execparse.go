@@ -3,6 +3,8 @@ package fsys
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ctrfs/ctrfs/runtime"
 )
 
 const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VALUE]... [--user UID[:GID]] [--] COMMAND [ARG]... | exec NAME [--stdin] {OCI process JSON}"
@@ -16,23 +18,22 @@ const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VAL
 // word that is not an option; from there every word is the command's. The
 // JSON form is taken raw from the line (obj, see cutJSON), not split into
 // words: a `{` that starts a word after NAME and options only.
-func parseExec(cmd *command, args []string, obj string) error {
+func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
+	var req runtime.ExecRequest
 	if obj != "" {
-		req := &cmd.exec
 		req.Name = args[0]
 		for _, o := range args[1:] {
 			if o != "--stdin" {
-				return fmt.Errorf("option %q: a JSON process spec takes only --stdin; say the rest in the JSON", o)
+				return req, fmt.Errorf("option %q: a JSON process spec takes only --stdin; say the rest in the JSON", o)
 			}
 			req.Stdin = true
 		}
 		req.Spec = []byte(obj)
-		return req.Check()
+		return req, req.Check()
 	}
 	if len(args) == 0 {
-		return fmt.Errorf("%s", execUsage)
+		return req, fmt.Errorf("%s", execUsage)
 	}
-	req := &cmd.exec
 	req.Name = args[0]
 	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
@@ -49,7 +50,7 @@ func parseExec(cmd *command, args []string, obj string) error {
 		switch name {
 		case "--stdin", "--tty":
 			if hasVal {
-				return fmt.Errorf("option %s takes no value", name)
+				return req, fmt.Errorf("option %s takes no value", name)
 			}
 			if name == "--stdin" {
 				req.Stdin = true
@@ -59,11 +60,11 @@ func parseExec(cmd *command, args []string, obj string) error {
 			continue
 		case "--cwd", "--env", "--user":
 		default:
-			return fmt.Errorf("unknown option %q (%s)", a, execUsage)
+			return req, fmt.Errorf("unknown option %q (%s)", a, execUsage)
 		}
 		if !hasVal {
 			if i+1 >= len(rest) {
-				return fmt.Errorf("option %s needs a value", name)
+				return req, fmt.Errorf("option %s needs a value", name)
 			}
 			i++
 			val = rest[i]
@@ -80,7 +81,7 @@ func parseExec(cmd *command, args []string, obj string) error {
 	if len(req.Args) == 0 {
 		req.Args = nil // "no command" is the request's own error
 	}
-	return req.Check()
+	return req, req.Check()
 }
 
 // execJSONForm reports whether the words before a JSON object, after the

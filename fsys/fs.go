@@ -17,7 +17,7 @@ import (
 
 // FS is the ctrfs filesystem.
 type FS struct {
-	rt      *runtime.Runtime
+	rt      Runtime
 	n       *notifier
 	root    *rootDir
 	rootCtl *ctlFile
@@ -25,14 +25,19 @@ type FS struct {
 	events  *eventsFile
 
 	mu   sync.Mutex
-	dirs map[*runtime.Container]*containerDir // stable nodes: one per container
+	dirs map[Container]*containerDir // stable nodes: one per container
 }
 
 // New makes the filesystem over rt. version is ctrfs's own version.
 func New(rt *runtime.Runtime, version string) *FS {
-	f := &FS{rt: rt, n: newNotifier(), dirs: map[*runtime.Container]*containerDir{}}
+	return newFS(rtRuntime{rt}, version)
+}
+
+// newFS makes the filesystem over any Runtime (the tests' fake too).
+func newFS(rt Runtime, version string) *FS {
+	f := &FS{rt: rt, n: newNotifier(), dirs: map[Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
-	f.rootCtl = &ctlFile{verbs: rootVerbs, grammar: rootGrammar, run: f.runRoot, lastErr: &lastError{}}
+	f.rootCtl = rootTable.ctl(rt)
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
@@ -52,24 +57,9 @@ func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config, poker Pok
 // Root is the mount's root directory.
 func (f *FS) Root() (fs.Node, error) { return f.root, nil }
 
-func (f *FS) runRoot(ctx context.Context, cmd command) error {
-	switch cmd.verb {
-	case "create", "run":
-		_, err := f.rt.Create(ctx, cmd.create)
-		return err
-	case "delete":
-		c, ok := f.rt.Get(cmd.id)
-		if !ok {
-			return runtime.Errorf(runtime.KindNotFound, "delete: no such container %q", cmd.id)
-		}
-		return f.rt.Delete(ctx, c, cmd.force)
-	}
-	return runtime.Errorf(runtime.KindInvalid, "unknown verb %q", cmd.verb)
-}
-
 // dirFor returns the one directory node of container c. Stable nodes keep
 // inode numbers stable, which inotify watchers depend on.
-func (f *FS) dirFor(c *runtime.Container) *containerDir {
+func (f *FS) dirFor(c Container) *containerDir {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if d, ok := f.dirs[c]; ok {

@@ -20,7 +20,7 @@ import (
 // Each open has its own position: several readers each get every byte.
 type outputFile struct {
 	readOnlyFile
-	p      *runtime.Process
+	p      Process
 	stream string
 	n      *notifier
 }
@@ -40,7 +40,7 @@ func (f *outputFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse
 
 type outputHandle struct {
 	f       *outputFile
-	r       *runtime.OutputReader
+	r       OutputReader
 	waiters pollWaiters // this handle's own: each open has its own position
 	reg     pollRegistration
 

@@ -77,46 +77,46 @@ func cpuOf(r *specs.LinuxResources) *specs.LinuxCPU {
 
 // parseUpdate parses the arguments of update: key=value words, or obj, the
 // JSON object taken as written from the line.
-func parseUpdate(cmd *command, args []string, obj string) error {
-	req := &cmd.update
+func parseUpdate(args []string, obj string) (runtime.UpdateRequest, error) {
+	var req runtime.UpdateRequest
 	switch {
 	case obj != "" && len(args) > 0:
-		return fmt.Errorf("give either a JSON object or key=value pairs, not both")
+		return req, fmt.Errorf("give either a JSON object or key=value pairs, not both")
 	case obj != "":
 		dec := json.NewDecoder(strings.NewReader(obj))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req.Resources); err != nil {
-			return fmt.Errorf("bad JSON of OCI LinuxResources: %v", err)
+			return req, fmt.Errorf("bad JSON of OCI LinuxResources: %v", err)
 		}
 		if rest := strings.TrimSpace(obj[dec.InputOffset():]); rest != "" {
-			return fmt.Errorf("unexpected text after the JSON object: %q", rest)
+			return req, fmt.Errorf("unexpected text after the JSON object: %q", rest)
 		}
 	case len(args) == 0:
-		return fmt.Errorf("usage: update KEY=VALUE... (keys: %s) or update {JSON of OCI LinuxResources}", updateKeyList())
+		return req, fmt.Errorf("usage: update KEY=VALUE... (keys: %s) or update {JSON of OCI LinuxResources}", updateKeyList())
 	default:
 		seen := map[string]bool{}
 		for _, a := range args {
 			k, v, ok := strings.Cut(a, "=")
 			if !ok {
-				return fmt.Errorf("%q: want KEY=VALUE (keys: %s)", a, updateKeyList())
+				return req, fmt.Errorf("%q: want KEY=VALUE (keys: %s)", a, updateKeyList())
 			}
 			if alias, ok := updateAliases[k]; ok {
 				k = alias
 			}
 			set, ok := updateKeys[k]
 			if !ok {
-				return fmt.Errorf("unknown key %q (keys: %s)", k, updateKeyList())
+				return req, fmt.Errorf("unknown key %q (keys: %s)", k, updateKeyList())
 			}
 			if seen[k] {
-				return fmt.Errorf("%s given twice", k)
+				return req, fmt.Errorf("%s given twice", k)
 			}
 			seen[k] = true
 			if err := set(&req.Resources, v); err != nil {
-				return fmt.Errorf("%s=%q: %v", k, v, err)
+				return req, fmt.Errorf("%s=%q: %v", k, v, err)
 			}
 		}
 	}
-	return req.Check()
+	return req, req.Check()
 }
 
 // noLimit are the words that mean "no limit" (-1, as runc takes it).
@@ -198,17 +198,4 @@ func setList(dst *string, v string) error {
 	}
 	*dst = v
 	return nil
-}
-
-// cutJSON splits a line whose last argument is a JSON object, which is
-// then taken as written: shell-like word splitting would eat its quotes.
-// head is the line before the object; ok is false when no blank-preceded
-// word starts with '{'.
-func cutJSON(line string) (head, obj string, ok bool) {
-	for i := 1; i < len(line); i++ {
-		if line[i] == '{' && (line[i-1] == ' ' || line[i-1] == '\t') {
-			return line[:i], strings.TrimSpace(line[i:]), true
-		}
-	}
-	return line, "", false
 }

@@ -30,11 +30,11 @@ func TestParseBytes(t *testing.T) {
 }
 
 // parseOne parses one container ctl line.
-func parseOne(t *testing.T, line string) (command, error) {
+func parseOne(t *testing.T, line string) (parsed, error) {
 	t.Helper()
 	cmds, err := parseCommands([]byte(line), containerGrammar)
 	if err != nil {
-		return command{}, err
+		return parsed{}, err
 	}
 	if len(cmds) != 1 {
 		t.Fatalf("%q: %d commands", line, len(cmds))
@@ -62,7 +62,7 @@ func TestParseUpdate(t *testing.T) {
 			t.Errorf("%q: %v", in, err)
 			continue
 		}
-		got, _ := json.Marshal(cmd.update.Resources)
+		got, _ := json.Marshal(cmd.arg.(runtime.UpdateRequest).Resources)
 		if string(got) != want {
 			t.Errorf("%q = %s, want %s", in, got, want)
 		}
@@ -145,7 +145,7 @@ func TestCutJSON(t *testing.T) {
 	}
 	// A quote inside the JSON that word splitting would choke on.
 	cmd, err := parseOne(t, `update {"cpu":{"cpus":"0"},"memory":{"limit":1048576}}`)
-	if err != nil || cmd.update.Resources.CPU.Cpus != "0" {
-		t.Errorf("JSON update: %+v, %v", cmd.update, err)
+	if err != nil || cmd.arg.(runtime.UpdateRequest).Resources.CPU.Cpus != "0" {
+		t.Errorf("JSON update: %+v, %v", cmd.arg, err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // makes a write fail with EPIPE; the text says which, readable from the
 // same open file (as from ctl) and as the last error of the process's ctl.
 type stdinFile struct {
-	p       *runtime.Process
+	p       Process
 	lastErr *lastError // the process's ctl's
 	n       *notifier
 }
@@ -40,7 +40,7 @@ func (f *stdinFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.
 
 type stdinHandle struct {
 	f       *stdinFile
-	w       *runtime.StdinWriter
+	w       StdinWriter
 	waiters pollWaiters // this handle's own
 	reg     pollRegistration
 	stop    chan struct{}

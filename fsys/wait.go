@@ -14,7 +14,7 @@ import (
 // reports POLLIN once it has exited.
 type waitFile struct {
 	readOnlyFile
-	p       *runtime.Process
+	p       Process
 	waiters pollWaiters
 }
 

@@ -347,20 +347,32 @@ func TestExecStdinNonblockAndInterrupt(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	chunk := bytes.Repeat([]byte("x"), 4096)
-	total, full := 0, false
-	for total < 64<<20 {
-		n, err := unix.Write(fd, chunk)
-		if err == unix.EAGAIN {
-			full = true
+	// Fill until EAGAIN, then again after a pause, until a round takes
+	// nothing: the shim may still be moving bytes from the fifo into the
+	// process's pipe when the first EAGAIN comes (a -race shim is slow),
+	// and that room would let the blocking writer below finish.
+	total := 0
+	for round := 0; ; round++ {
+		took, full := 0, false
+		for total < 64<<20 {
+			n, err := unix.Write(fd, chunk)
+			if err == unix.EAGAIN {
+				full = true
+				break
+			}
+			if err != nil {
+				t.Fatalf("write after %d bytes: %v", total, err)
+			}
+			total += n
+			took += n
+		}
+		if !full {
+			t.Fatalf("%d bytes went into a process that does not read, without EAGAIN", total)
+		}
+		if took == 0 && round > 0 {
 			break
 		}
-		if err != nil {
-			t.Fatalf("write after %d bytes: %v", total, err)
-		}
-		total += n
-	}
-	if !full {
-		t.Fatalf("%d bytes went into a process that does not read, without EAGAIN", total)
+		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d bytes buffered before EAGAIN", total)
 	if r := d.sh("head -c 100000 /dev/zero | timeout 1 tee " + p + " >/dev/null; echo rc=$?"); !strings.Contains(r.stdout, "rc=124") {

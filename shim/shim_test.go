@@ -912,3 +912,33 @@ func TestChildStartTime(t *testing.T) {
 		t.Errorf("childStartTime(1) = %d, %v; want an error", got, err)
 	}
 }
+
+// TestShimCloseStdinDeliversAFullFifo: input the process has not read yet
+// when close-stdin comes — a full pipe, the shim's buffer and a full fifo —
+// all arrives before the EOF. The drain after close-stdin once went
+// through a raw read that saw the wake-up deadline and read nothing,
+// dropping what the fifo held.
+func TestShimCloseStdinDeliversAFullFifo(t *testing.T) {
+	e := newEnv(t, "sleep", "1000")
+	e.writeConfig(proto.ActionRun, 0)
+	s := e.startShim()
+	if s.report.Pid <= 0 {
+		t.Fatalf("report = %+v; shim.log:\n%s", s.report, e.read(proto.ShimLog))
+	}
+	defer e.runcCmd("kill", e.id, "KILL")
+
+	x := e.execEnv("late", execSpec("sh", "-c", "sleep 1; cat"), true, false)
+	xs := x.startShim()
+	if xs.report.Pid <= 0 {
+		t.Fatalf("exec report = %+v; shim.log:\n%s", xs.report, x.read(proto.ShimLog))
+	}
+	const size = 160 << 10 // more than the pipe and the shim's buffer hold
+	x.writeStdin(strings.Repeat("x", size))
+	x.control(proto.Control{Op: proto.ControlCloseStdin})
+	if code := xs.wait(t); code != 0 {
+		t.Fatalf("exec shim exit code %d; shim.log:\n%s", code, x.read(proto.ShimLog))
+	}
+	if got := len(x.read(proto.StdoutLog)); got != size {
+		t.Errorf("stdout holds %d bytes of the %d written before close-stdin", got, size)
+	}
+}

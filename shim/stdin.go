@@ -90,14 +90,20 @@ func (s *stdinCopy) run() {
 		return
 	}
 	// Drain without waiting: what the fifo holds was written before the
-	// close was asked. The errors of SyscallConn and Read only say the
-	// fifo is closed, which it is not until below.
+	// close was asked. Through Control, not Read: a raw Read checks the
+	// deadline that woke the loop above and returns at once, which lost
+	// up to a fifo's worth (64 KiB) of input. The fd is non-blocking, so
+	// the loop ends at EAGAIN. The errors of SyscallConn and Control only
+	// say the fifo is closed, which it is not until below.
 	if rc, err := s.fifo.SyscallConn(); err == nil {
-		_ = rc.Read(func(fd uintptr) bool {
+		_ = rc.Control(func(fd uintptr) {
 			for {
 				n, err := unix.Read(int(fd), buf)
+				if err == unix.EINTR {
+					continue
+				}
 				if n <= 0 || err != nil {
-					return true
+					return
 				}
 				deliver(buf[:n])
 			}

@@ -101,29 +101,30 @@ func (d *daemon) as(role accessRole, script string) shResult {
 		"AS_SCRIPT="+script)
 }
 
-// sharedDaemon starts a daemon that operators (opsName) and readers
-// (readName) may use, with its mountpoint reachable by anyone.
-func sharedDaemon(t *testing.T, opsName, readName string) *daemon {
+// sharedContainer makes an operators' and a read group, starts a daemon
+// shared with them, its mountpoint reachable by anyone, and runs a demo
+// container on it. It returns the daemon, the container's id and the gids.
+func sharedContainer(t *testing.T, prefix string) (d *daemon, id string, ops, rd uint32) {
 	t.Helper()
-	d := startDaemon(t, "--allow-other", "--group", opsName, "--read-group", readName)
+	requireIntegration(t)
+	requireAccessTools(t)
+	opsName, ops := newGroup(t, "ctrfsop")
+	readName, rd := newGroup(t, "ctrfsrd")
+	d = startDaemon(t, "--allow-other", "--group", opsName, "--read-group", readName)
 	// The temp dir is root's alone (0700): let the callers reach the mount.
 	if err := os.Chmod(d.dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	return d
+	id = newID(prefix)
+	d.run(id, demoBundle(t))
+	t.Cleanup(func() { d.forceDelete(id) })
+	return d, id, ops, rd
 }
 
 // TestAccessMatrix is the access matrix of docs/files.md (Security): each
 // kind of caller tries each kind of use, and gets it or EACCES.
 func TestAccessMatrix(t *testing.T) {
-	requireIntegration(t)
-	requireAccessTools(t)
-	opsName, ops := newGroup(t, "ctrfsop")
-	readName, rd := newGroup(t, "ctrfsrd")
-	d := sharedDaemon(t, opsName, readName)
-	id := newID("access")
-	d.run(id, demoBundle(t))
-	t.Cleanup(func() { d.forceDelete(id) })
+	d, id, ops, rd := sharedContainer(t, "access")
 	// A process whose stdin the roles write to.
 	d.mustCtl("exec feed --stdin -- sh -c 'cat >/dev/null'\n", id)
 
@@ -199,14 +200,7 @@ func TestAccessMatrix(t *testing.T) {
 // group on directories and read-only files, the operators' group on ctl and
 // stdin, nothing for others.
 func TestAccessModes(t *testing.T) {
-	requireIntegration(t)
-	requireAccessTools(t)
-	opsName, ops := newGroup(t, "ctrfsop")
-	readName, rd := newGroup(t, "ctrfsrd")
-	d := sharedDaemon(t, opsName, readName)
-	id := newID("modes")
-	d.run(id, demoBundle(t))
-	t.Cleanup(func() { d.forceDelete(id) })
+	d, id, ops, rd := sharedContainer(t, "modes")
 	dir := os.ModeDir | 0o550
 	for _, c := range []struct {
 		path string

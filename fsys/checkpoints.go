@@ -2,7 +2,6 @@ package fsys
 
 import (
 	"context"
-	"os"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -21,11 +20,14 @@ type checkpointsDir struct {
 }
 
 func (d *checkpointsDir) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = os.ModeDir | 0o755
+	setAttr(ctx, a, kindDir)
 	return nil
 }
 
 func (d *checkpointsDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
+	if err := allow(ctx, kindDir, mayExec); err != nil {
+		return nil, err
+	}
 	if _, err := d.c.CheckpointConfig(req.Name); err != nil {
 		return nil, fuse.ENOENT
 	}
@@ -36,6 +38,9 @@ func (d *checkpointsDir) Lookup(ctx context.Context, req *fuse.LookupRequest, re
 }
 
 func (d *checkpointsDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	if err := allow(ctx, kindDir, mayRead); err != nil {
+		return nil, err
+	}
 	names, err := d.c.Checkpoints()
 	if err != nil {
 		return nil, errnoOf(err)
@@ -49,6 +54,9 @@ func (d *checkpointsDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) 
 
 // Mkdir is `checkpoint NAME` with the default options.
 func (d *checkpointsDir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, error) {
+	if err := allow(ctx, kindDir, mayWrite); err != nil {
+		return nil, err
+	}
 	if err := d.c.Checkpoint(ctx, runtime.CheckpointRequest{Name: req.Name}); err != nil {
 		d.lastErr.set(describe(err))
 		return nil, errnoOf(err)
@@ -58,6 +66,9 @@ func (d *checkpointsDir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.
 
 // Remove is rmdir of a checkpoint: it deletes it.
 func (d *checkpointsDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	if err := allow(ctx, kindDir, mayWrite); err != nil {
+		return err
+	}
 	if !req.Dir {
 		return errNotHere
 	}

@@ -48,7 +48,7 @@ func (l *lastError) get() string {
 }
 
 func (f *ctlFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o660
+	setAttr(ctx, a, kindCtl)
 	return nil
 }
 
@@ -72,6 +72,9 @@ func acceptTruncate(req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error 
 }
 
 func (f *ctlFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if err := allow(ctx, kindCtl, openWant(req.Flags)); err != nil {
+		return nil, err
+	}
 	resp.Flags |= fuse.OpenDirectIO
 	return &ctlHandle{file: f}, nil
 }
@@ -88,6 +91,9 @@ type ctlHandle struct {
 }
 
 func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
+	if err := allow(ctx, kindCtl, mayWrite); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out strings.Builder

@@ -26,6 +26,9 @@ type eventsFile struct {
 }
 
 func (f *eventsFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
+		return nil, err
+	}
 	if !req.Flags.IsReadOnly() {
 		return nil, fuse.Errno(syscall.EACCES)
 	}

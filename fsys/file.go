@@ -2,7 +2,6 @@ package fsys
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"syscall"
 
@@ -13,7 +12,6 @@ import (
 // roFile is a read-only file whose content is made at open: every open sees
 // the present, and one open handle reads one consistent snapshot.
 type roFile struct {
-	mode    os.FileMode
 	content func() ([]byte, error)
 	// pageSize, when set, makes the file report the length of its last
 	// snapshot rounded up to a 4 KiB page, as sysfs reports 4096 for
@@ -25,11 +23,11 @@ type roFile struct {
 }
 
 func newROFile(content func() ([]byte, error)) *roFile {
-	return &roFile{mode: 0o444, content: content}
+	return &roFile{content: content}
 }
 
 func (f *roFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = f.mode
+	setAttr(ctx, a, kindFile)
 	if f.pageSize {
 		a.Size = uint64(f.last.Load()+4095) &^ 4095
 	}
@@ -42,6 +40,9 @@ func (f *roFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fu
 }
 
 func (f *roFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
+		return nil, err
+	}
 	if !req.Flags.IsReadOnly() {
 		return nil, fuse.Errno(syscall.EACCES)
 	}
@@ -95,7 +96,7 @@ func text(s string) []byte {
 type readOnlyFile struct{}
 
 func (readOnlyFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o444
+	setAttr(ctx, a, kindFile)
 	return nil
 }
 

@@ -5,7 +5,6 @@ package fsys
 
 import (
 	"context"
-	"os"
 	"sort"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ type FS struct {
 	rootCtl *ctlFile
 	version *roFile
 	events  *eventsFile
+	access  Access // who besides root may use the mount
 
 	mu   sync.Mutex
 	dirs map[Container]*containerDir // stable nodes: one per container
@@ -48,7 +48,7 @@ func newFS(rt Runtime, version string) *FS {
 // path), until it is unmounted. poker writes the inotify pokes; without
 // one, inotify watchers see no change.
 func (f *FS) Serve(conn *fuse.Conn, mountpoint string, cfg *fs.Config, poker Poker) error {
-	srv := fs.New(conn, cfg)
+	srv := fs.New(conn, f.withCaller(cfg))
 	f.n.start(srv, mountpoint, poker)
 	f.followChanges()
 	return srv.Serve(f)
@@ -83,7 +83,7 @@ type rootDir struct {
 }
 
 func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = os.ModeDir | 0o755
+	setAttr(ctx, a, kindDir)
 	// Never cached: with a cached root, a stat of the mountpoint of a dead
 	// daemon would succeed instead of failing with ENOTCONN, which is how
 	// users (and the next daemon) tell a stale mount.
@@ -92,6 +92,9 @@ func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
 }
 
 func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
+	if err := allow(ctx, kindDir, mayExec); err != nil {
+		return nil, err
+	}
 	switch req.Name {
 	case "ctl":
 		return d.fs.rootCtl, nil
@@ -111,6 +114,9 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 }
 
 func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	if err := allow(ctx, kindDir, mayRead); err != nil {
+		return nil, err
+	}
 	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
 	for _, c := range d.fs.rt.List() {
 		out = append(out, fuse.Dirent{Name: c.ID(), Type: fuse.DT_Dir})
@@ -120,6 +126,9 @@ func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 
 // Remove is rmdir of a container directory: delete without --force.
 func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	if err := allow(ctx, kindDir, mayWrite); err != nil {
+		return err
+	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
 		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" {
@@ -144,11 +153,14 @@ type staticDir struct {
 }
 
 func (d *staticDir) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = os.ModeDir | 0o755
+	setAttr(ctx, a, kindDir)
 	return nil
 }
 
 func (d *staticDir) Lookup(ctx context.Context, name string) (fs.Node, error) {
+	if err := allow(ctx, kindDir, mayExec); err != nil {
+		return nil, err
+	}
 	if n, ok := d.entries[name]; ok {
 		return n, nil
 	}
@@ -156,6 +168,9 @@ func (d *staticDir) Lookup(ctx context.Context, name string) (fs.Node, error) {
 }
 
 func (d *staticDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	if err := allow(ctx, kindDir, mayRead); err != nil {
+		return nil, err
+	}
 	names := make([]string, 0, len(d.entries))
 	for name := range d.entries {
 		names = append(names, name)

@@ -46,7 +46,7 @@ func mountFake(t *testing.T, rt *fakeRuntime) string {
 		f.n.start(m.Server, "", nil)
 		f.followChanges()
 		return f
-	}, nil)
+	}, f.withCaller(nil))
 	if err != nil {
 		missing("mount: " + err.Error())
 	}

@@ -2,7 +2,6 @@ package fsys
 
 import (
 	"context"
-	"os"
 	"syscall"
 
 	"bazil.org/fuse"
@@ -18,11 +17,14 @@ type processesDir struct {
 }
 
 func (p *processesDir) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = os.ModeDir | 0o755
+	setAttr(ctx, a, kindDir)
 	return nil
 }
 
 func (p *processesDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
+	if err := allow(ctx, kindDir, mayExec); err != nil {
+		return nil, err
+	}
 	proc := p.d.c.Process(req.Name)
 	if proc == nil {
 		return nil, fuse.Errno(syscall.ENOENT)
@@ -34,6 +36,9 @@ func (p *processesDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp
 }
 
 func (p *processesDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	if err := allow(ctx, kindDir, mayRead); err != nil {
+		return nil, err
+	}
 	var out []fuse.Dirent
 	for _, proc := range p.d.c.Processes() {
 		out = append(out, fuse.Dirent{Name: proc.Name(), Type: fuse.DT_Dir})
@@ -44,6 +49,9 @@ func (p *processesDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 // Remove is rmdir of a process directory: the exec must have exited. Why it
 // failed is the last error of its ctl file.
 func (p *processesDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	if err := allow(ctx, kindDir, mayWrite); err != nil {
+		return err
+	}
 	proc := p.d.c.Process(req.Name)
 	if proc == nil {
 		return fuse.Errno(syscall.ENOENT)

@@ -24,7 +24,7 @@ type stdinFile struct {
 }
 
 func (f *stdinFile) Attr(ctx context.Context, a *fuse.Attr) error {
-	a.Mode = 0o660
+	setAttr(ctx, a, kindCtl)
 	return nil
 }
 
@@ -34,6 +34,9 @@ func (f *stdinFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp 
 }
 
 func (f *stdinFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if err := allow(ctx, kindCtl, openWant(req.Flags)); err != nil {
+		return nil, err
+	}
 	resp.Flags |= fuse.OpenDirectIO
 	return &stdinHandle{f: f, w: f.p.OpenStdin(), stop: make(chan struct{})}, nil
 }
@@ -54,6 +57,9 @@ type stdinHandle struct {
 }
 
 func (h *stdinHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
+	if err := allow(ctx, kindCtl, mayWrite); err != nil {
+		return err
+	}
 	n, err := h.w.Write(ctx, req.Data, req.FileFlags&fuse.OpenNonblock != 0)
 	if n > 0 || err == nil {
 		// A write that moved some bytes reports them; what stopped it, if

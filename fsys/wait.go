@@ -19,6 +19,9 @@ type waitFile struct {
 }
 
 func (f *waitFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
+		return nil, err
+	}
 	if !req.Flags.IsReadOnly() {
 		return nil, fuse.Errno(syscall.EACCES)
 	}

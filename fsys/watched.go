@@ -39,6 +39,9 @@ func (f *watchedFile) changed() {
 }
 
 func (f *watchedFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
+	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
+		return nil, err
+	}
 	resp.Flags |= fuse.OpenDirectIO
 	if !req.Flags.IsReadOnly() {
 		if req.Flags.IsWriteOnly() && f.n.isPoke(&req.Header) {

@@ -26,7 +26,8 @@ import (
 // version is ctrfs's version (set with -ldflags "-X main.version=...").
 var version = "0.1.0"
 
-const usage = `usage: ctrfs mount [--state-dir DIR] [--runtime runc] [--shim PATH] [--log-level L] [--log-max-size BYTES] [--event-buffer N] MOUNTPOINT
+const usage = `usage: ctrfs mount [--state-dir DIR] [--runtime runc] [--shim PATH] [--log-level L] [--log-max-size BYTES] [--event-buffer N]
+                   [--allow-other [--group NAME] [--read-group NAME]] MOUNTPOINT
        ctrfs version`
 
 func main() {
@@ -61,7 +62,12 @@ func mount(args []string) error {
 	logLevel := flags.String("log-level", "info", "log level: trace (every FUSE request), debug, info, warn, error")
 	logMax := flags.Int64("log-max-size", ctrruntime.DefaultLogMaxSize, "bound of each process output log, bytes")
 	eventBuffer := flags.Int("event-buffer", ctrruntime.DefaultSubscriberBuffer, "unread events an events reader may fall behind before it gets an overflow event")
+	share := addShareFlags(flags)
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	access, mountOpts, err := share.resolve()
+	if err != nil {
 		return err
 	}
 	if flags.NArg() != 1 {
@@ -125,7 +131,7 @@ func mount(args []string) error {
 	if err := prepareMountpoint(mnt); err != nil {
 		return err
 	}
-	conn, err := fuse.Mount(mnt, fuse.FSName("ctrfs"), fuse.Subtype("ctrfs"), fuse.DefaultPermissions())
+	conn, err := fuse.Mount(mnt, append([]fuse.MountOption{fuse.FSName("ctrfs"), fuse.Subtype("ctrfs")}, mountOpts...)...)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", mnt, err)
 	}
@@ -166,7 +172,9 @@ func mount(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := fsys.New(rt, version).Serve(conn, mnt, &cfg, poker); err != nil {
+	tree := fsys.New(rt, version)
+	tree.SetAccess(access)
+	if err := tree.Serve(conn, mnt, &cfg, poker); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("unmounted")

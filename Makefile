@@ -62,3 +62,37 @@ run: deps build
 
 clean:
 	rm -rf $(BIN)
+
+# ---- install: binaries, systemd unit, flags file, man page (docs/install.md)
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR  ?= /etc
+MANDIR      ?= $(PREFIX)/share/man
+# The man page's sections: docs made into ctrfs(8), after the daemon's flags.
+MAN_SECTIONS = 'INSTALLING AS A SERVICE=docs/install.md' 'THE FILE TREE=docs/files.md'
+
+.PHONY: man install uninstall
+
+# ctrfs(8) from the daemon's own usage and flags and the docs.
+man: build
+	$(GO) run ./tools/mkman -ctrfs $(BIN)/ctrfs $(MAN_SECTIONS) > $(BIN)/ctrfs.8.tmp
+	mv $(BIN)/ctrfs.8.tmp $(BIN)/ctrfs.8
+
+# The daemon runs the shim beside its own binary, so both go to BINDIR.
+# An existing flags file is the admin's: it is kept.
+install: build man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BIN)/ctrfs $(BIN)/ctrfs-shim $(DESTDIR)$(BINDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' contrib/systemd/ctrfs.service.in > $(DESTDIR)$(UNITDIR)/ctrfs.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ctrfs.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/ctrfs.service.tmp $(DESTDIR)$(UNITDIR)/ctrfs.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/default/ctrfs ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/default/ctrfs (the example is contrib/default/ctrfs)"; \
+	else install -m 0644 contrib/default/ctrfs $(DESTDIR)$(SYSCONFDIR)/default/ctrfs; fi
+	install -m 0644 $(BIN)/ctrfs.8 $(DESTDIR)$(MANDIR)/man8/ctrfs.8
+	@echo "installed; as root: systemctl daemon-reload && systemctl enable --now ctrfs"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ctrfs $(DESTDIR)$(BINDIR)/ctrfs-shim $(DESTDIR)$(UNITDIR)/ctrfs.service $(DESTDIR)$(MANDIR)/man8/ctrfs.8

@@ -21,6 +21,7 @@ type FS struct {
 	root    *rootDir
 	rootCtl *ctlFile
 	version *roFile
+	ps      *roFile
 	events  *eventsFile
 	access  Access // who besides root may use the mount
 
@@ -41,6 +42,7 @@ func newFS(rt Runtime, version string) *FS {
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
+	f.ps = newPSFile(rt)
 	return f
 }
 
@@ -102,6 +104,8 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 		return d.fs.version, nil
 	case "events":
 		return d.fs.events, nil
+	case "ps":
+		return d.fs.ps, nil
 	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
@@ -117,7 +121,7 @@ func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	if err := allow(ctx, kindDir, mayRead); err != nil {
 		return nil, err
 	}
-	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
+	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}, {Name: "ps", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
 	for _, c := range d.fs.rt.List() {
 		out = append(out, fuse.Dirent{Name: c.ID(), Type: fuse.DT_Dir})
 	}
@@ -131,7 +135,7 @@ func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
-		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" {
+		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" || req.Name == "ps" {
 			return fuse.Errno(syscall.EACCES)
 		}
 		return fuse.Errno(syscall.ENOENT)

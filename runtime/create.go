@@ -38,9 +38,9 @@ type CreateRequest struct {
 	TTY bool
 }
 
-// reservedIDs are names the mount's root ("ctl", "version", "events") or the
+// reservedIDs are names the mount's root ("ctl", "version", "events", "ps") or the
 // state directory ("runc", "lock") already use.
-var reservedIDs = map[string]bool{"ctl": true, "version": true, "events": true, runtimeRootDir: true, lockFile: true}
+var reservedIDs = map[string]bool{"ctl": true, "version": true, "events": true, "ps": true, runtimeRootDir: true, lockFile: true}
 
 var labelKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$`)
 

@@ -209,6 +209,8 @@ type daemonProc struct {
 	cwd, stateArg string
 	// env is added to the daemon's environment (KEY=VALUE).
 	env []string
+	// bin is the ctrfs binary to run; ctrfsBin when empty.
+	bin string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -304,7 +306,11 @@ func (d *daemon) start() {
 	args := []string{"mount", "--state-dir", stateArg, "--log-level", "debug"}
 	args = append(args, d.args...)
 	args = append(args, d.mnt)
-	cmd := exec.Command(ctrfsBin, args...)
+	bin := ctrfsBin
+	if d.bin != "" {
+		bin = d.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = d.cwd
 	if len(d.env) > 0 {
 		cmd.Env = append(os.Environ(), d.env...)

@@ -46,6 +46,8 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(pokeMain(os.Args[2]))
+	case "serving": // the readiness check (see notify.go)
+		os.Exit(servingMain(os.Args[2:]))
 	case "version", "--version":
 		fmt.Println("ctrfs", version)
 	default:
@@ -148,6 +150,7 @@ func mount(args []string) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		sig := <-sigs
+		notifyStopping(log)
 		log.WithField("signal", sig).Info("unmounting; containers keep running")
 		if unmount(mnt, log) {
 			return // Serve returns, and the daemon exits
@@ -174,6 +177,7 @@ func mount(args []string) error {
 	}
 	tree := fsys.New(rt, version)
 	tree.SetAccess(access)
+	go notifyReady(mnt, log) // systemd's READY=1 once the mount answers
 	if err := tree.Serve(conn, mnt, &cfg, poker); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -211,6 +211,7 @@ func TestAccessModes(t *testing.T) {
 		{"ctl", 0o660, ops},
 		{"events", 0o440, rd},
 		{"version", 0o440, rd},
+		{"ps", 0o440, rd},
 		{id, dir, rd},
 		{id + "/ctl", 0o660, ops},
 		{id + "/state", 0o440, rd},

@@ -115,7 +115,7 @@ func TestMakeInstall(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"SYNOPSIS", "OPTIONS", "THE FILE TREE", "/mnt/ctr/ps (mode 0444)", "KillMode=process", "EBUSY"} {
+	for _, s := range []string{"SYNOPSIS", "OPTIONS", "THE FILE TREE", "/mnt/ctr/ps (mode 0440)", "KillMode=process", "EBUSY"} {
 		if !bytes.Contains(page, []byte(s)) {
 			t.Errorf("ctrfs(8) has no %q", s)
 		}

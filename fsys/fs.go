@@ -23,6 +23,7 @@ type FS struct {
 	rootCtl *ctlFile
 	version *roFile
 	events  *eventsFile
+	images  *imagesDir // nil without an image store
 
 	mu   sync.Mutex
 	dirs map[Container]*containerDir // stable nodes: one per container
@@ -41,6 +42,11 @@ func newFS(rt Runtime, version string) *FS {
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
+	if ir, ok := rt.(imagesRuntime); ok {
+		if im := ir.Images(); im != nil {
+			f.images = newImagesDir(im)
+		}
+	}
 	return f
 }
 
@@ -99,6 +105,10 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 		return d.fs.version, nil
 	case "events":
 		return d.fs.events, nil
+	case "images":
+		if d.fs.images != nil {
+			return d.fs.images, nil
+		}
 	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
@@ -111,7 +121,11 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 }
 
 func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
-	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
+	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}}
+	if d.fs.images != nil {
+		out = append(out, fuse.Dirent{Name: "images", Type: fuse.DT_Dir})
+	}
+	out = append(out, fuse.Dirent{Name: "version", Type: fuse.DT_File})
 	for _, c := range d.fs.rt.List() {
 		out = append(out, fuse.Dirent{Name: c.ID(), Type: fuse.DT_Dir})
 	}
@@ -122,7 +136,7 @@ func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
-		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" {
+		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" || req.Name == "images" {
 			return fuse.Errno(syscall.EACCES)
 		}
 		return fuse.Errno(syscall.ENOENT)

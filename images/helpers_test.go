@@ -3,6 +3,7 @@ package images
 import (
 	"archive/tar"
 	"bytes"
+	"github.com/ctrfs/ctrfs/images/imagetest"
 	"io"
 	"os"
 	"testing"
@@ -20,10 +21,7 @@ func needRoot(t testing.TB) {
 
 func skipOrFail(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("CTRFS_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s (CTRFS_REQUIRE_INTEGRATION=1)", why)
-	}
-	t.Skip(why)
+	imagetest.SkipOrFail(t, why)
 }
 
 // tarOf makes a tar of the given headers; a regular file's content is its

@@ -301,7 +301,8 @@ func (d *daemon) start() {
 	if d.stateArg != "" {
 		stateArg = d.stateArg
 	}
-	args := []string{"mount", "--state-dir", stateArg, "--log-level", "debug"}
+	// Never the default /var/lib/ctrfs/images: each test has its own store.
+	args := []string{"mount", "--state-dir", stateArg, "--log-level", "debug", "--image-dir", filepath.Join(d.dir, "images")}
 	args = append(args, d.args...)
 	args = append(args, d.mnt)
 	cmd := exec.Command(ctrfsBin, args...)

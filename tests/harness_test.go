@@ -763,7 +763,7 @@ func (d *daemon) containers() []string {
 		ents, err := os.ReadDir(p)
 		var names []string
 		for _, e := range ents {
-			if e.IsDir() {
+			if e.IsDir() && e.Name() != "images" { // the image store's tree
 				names = append(names, e.Name())
 			}
 		}

@@ -10,8 +10,8 @@ import (
 
 // rootTable is the verbs of the root ctl; its target is the runtime.
 var rootTable = cmdtab[Runtime]{
-	row("create", "create ID BUNDLE|--image REF [opts] [-- ARGS...]", parseCreate(false), Runtime.Create),
-	row("run", "run ID BUNDLE|--image REF [opts] [-- ARGS...]", parseCreate(true), Runtime.Create),
+	row("create", "create ID BUNDLE|--image REF [opts]", parseCreate(false), Runtime.Create),
+	row("run", "run ID BUNDLE|--image REF [opts]", parseCreate(true), Runtime.Create),
 	row("delete", "delete ID [--force]", parseDelete, deleteByID),
 }
 

@@ -4,6 +4,7 @@ BIN         := bin
 MOUNTPOINT  ?= /mnt/ctr
 STATE_DIR   ?= /run/ctrfs
 DEMO_BUNDLE ?= /var/lib/ctrfs/bundles/demo
+DEMO_IMAGE  ?= /var/lib/ctrfs/demo-image.tar
 BENCHTIME   ?= 30x
 STATE_BENCHTIME ?= 300x
 THROUGHPUT_BENCHTIME ?= 3x
@@ -35,6 +36,7 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'ExitWatch' -benchtime $(EXIT_BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'ExecPaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'StdoutThroughput' -benchtime $(THROUGHPUT_BENCHTIME) -timeout 30m ./tests/
+	$(GO) test -count=1 -run '^$$' -bench 'RunImagePaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'Pull100MB' -benchtime 3x -timeout 30m ./images/
 
 # Fuzzes the ctl parser (FUZZTIME=30s by default).
@@ -46,10 +48,12 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Installs what is missing, builds, makes a demo bundle, mounts and serves
+# Installs what is missing, builds, makes a demo bundle and a demo image
+# (a docker-save tarball built from busybox-static: no network), mounts and serves
 # in the foreground (Ctrl-C unmounts; containers keep running).
 run: deps build
 	$(GO) run ./tests/mkbundle $(DEMO_BUNDLE)
+	$(GO) run ./tests/mkimage $(DEMO_IMAGE) demo:latest
 	@echo
 	@echo "ctrfs: serving $(MOUNTPOINT). In another shell, try:"
 	@echo "  echo 'run demo $(DEMO_BUNDLE)' > $(MOUNTPOINT)/ctl"
@@ -57,6 +61,9 @@ run: deps build
 	@echo "  echo pause > $(MOUNTPOINT)/demo/ctl; cat $(MOUNTPOINT)/demo/state"
 	@echo "  echo resume > $(MOUNTPOINT)/demo/ctl; echo 'kill TERM' > $(MOUNTPOINT)/demo/ctl"
 	@echo "  cat $(MOUNTPOINT)/demo/processes/init/exit; rmdir $(MOUNTPOINT)/demo"
+	@echo "  echo 'import demo:latest $(DEMO_IMAGE)' > $(MOUNTPOINT)/images/ctl; cat $(MOUNTPOINT)/images/list"
+	@echo "  echo 'run web --image demo:latest' > $(MOUNTPOINT)/ctl; cat $(MOUNTPOINT)/web/processes/init/stdout"
+	@echo "  echo 'run sh1 --image demo:latest -- sh -c \"ls /opq; sleep 600\"' > $(MOUNTPOINT)/ctl"
 	@echo
 	$(BIN)/ctrfs mount --state-dir $(STATE_DIR) $(MOUNTPOINT)
 

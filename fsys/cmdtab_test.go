@@ -26,6 +26,7 @@ func TestDocsVerbs(t *testing.T) {
 		{"## /mnt/ctr/ctl — root orders", names(rootTable)},
 		{"### ID/ctl — container orders", names(containerTable)},
 		{"### ID/processes/NAME/ctl", names(processTable)},
+		{"### images/ctl", names(imagesTable)},
 	} {
 		got, err := docVerbs(doc, c.heading)
 		if err != nil {

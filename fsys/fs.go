@@ -23,7 +23,8 @@ type FS struct {
 	version *roFile
 	ps      *roFile
 	events  *eventsFile
-	access  Access // who besides root may use the mount
+	access  Access     // who besides root may use the mount
+	images  *imagesDir // nil without an image store
 
 	mu   sync.Mutex
 	dirs map[Container]*containerDir // stable nodes: one per container
@@ -43,6 +44,11 @@ func newFS(rt Runtime, version string) *FS {
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
 	f.ps = newPSFile(rt)
+	if ir, ok := rt.(imagesRuntime); ok {
+		if im := ir.Images(); im != nil {
+			f.images = newImagesDir(im)
+		}
+	}
 	return f
 }
 
@@ -106,6 +112,10 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 		return d.fs.events, nil
 	case "ps":
 		return d.fs.ps, nil
+	case "images":
+		if d.fs.images != nil {
+			return d.fs.images, nil
+		}
 	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
@@ -121,7 +131,11 @@ func (d *rootDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	if err := allow(ctx, kindDir, mayRead); err != nil {
 		return nil, err
 	}
-	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}, {Name: "ps", Type: fuse.DT_File}, {Name: "version", Type: fuse.DT_File}}
+	out := []fuse.Dirent{{Name: "ctl", Type: fuse.DT_File}, {Name: "events", Type: fuse.DT_File}}
+	if d.fs.images != nil {
+		out = append(out, fuse.Dirent{Name: "images", Type: fuse.DT_Dir})
+	}
+	out = append(out, fuse.Dirent{Name: "ps", Type: fuse.DT_File}, fuse.Dirent{Name: "version", Type: fuse.DT_File})
 	for _, c := range d.fs.rt.List() {
 		out = append(out, fuse.Dirent{Name: c.ID(), Type: fuse.DT_Dir})
 	}
@@ -135,7 +149,8 @@ func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	}
 	c, ok := d.fs.rt.Get(req.Name)
 	if !ok {
-		if req.Name == "ctl" || req.Name == "version" || req.Name == "events" || req.Name == "ps" {
+		switch req.Name {
+		case "ctl", "version", "events", "images", "ps":
 			return fuse.Errno(syscall.EACCES)
 		}
 		return fuse.Errno(syscall.ENOENT)

@@ -121,7 +121,7 @@ func TestFSCtlResultsAndErrnos(t *testing.T) {
 	if got, want := read(webCtl), "verbs: "+containerTable.usage()+"\nlast error: none\n"; got != want {
 		t.Errorf("cat web/ctl = %q, want %q", got, want)
 	}
-	if got := read(rootCtl); got != "verbs: create ID BUNDLE [opts] | run ID BUNDLE [opts] | delete ID [--force]\nlast error: none\n" {
+	if got := read(rootCtl); got != "verbs: create ID BUNDLE|--image REF [opts] | run ID BUNDLE|--image REF [opts] | delete ID [--force]\nlast error: none\n" {
 		t.Errorf("cat ctl = %q", got)
 	}
 

@@ -10,12 +10,15 @@ import (
 
 // rootTable is the verbs of the root ctl; its target is the runtime.
 var rootTable = cmdtab[Runtime]{
-	row("create", "create ID BUNDLE [opts]", parseCreate(false), Runtime.Create),
-	row("run", "run ID BUNDLE [opts]", parseCreate(true), Runtime.Create),
+	row("create", "create ID BUNDLE|--image REF [opts]", parseCreate(false), Runtime.Create),
+	row("run", "run ID BUNDLE|--image REF [opts]", parseCreate(true), Runtime.Create),
 	row("delete", "delete ID [--force]", parseDelete, deleteByID),
 }
 
-// parseCreate parses `create ID BUNDLE [opts]`, or run's (start) same.
+// parseCreate parses `create ID BUNDLE [opts]`, or run's (start) same; or
+// `create ID --image REF [--env K=V]... [--workdir D] [--user U] [opts]
+// [--] [ARGS...]`, where the words after `--` are the command as written
+// (flags included) and other words after the id are the command too.
 func parseCreate(start bool) func(args []string, _ string) (runtime.CreateRequest, error) {
 	verb := "create"
 	if start {
@@ -24,6 +27,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 	return func(args []string, _ string) (runtime.CreateRequest, error) {
 		req := runtime.CreateRequest{Start: start}
 		var labels, rtArgs []string
+		args, command, dashdash := cutCommand(args)
 		pos, err := parseFlags(args,
 			map[string]*bool{"--no-pivot": &req.NoPivot, "--stdin": &req.Stdin, "--tty": &req.TTY},
 			map[string]func(string){
@@ -32,14 +36,26 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--runtime-arg":    func(v string) { rtArgs = append(rtArgs, v) },
 				"--checkpoint":     func(v string) { req.Checkpoint = v },
 				"--checkpoint-dir": func(v string) { req.CheckpointDir = v },
+				"--image":          func(v string) { req.Image = v },
+				"--env":            func(v string) { req.Env = append(req.Env, v) },
+				"--workdir":        func(v string) { req.Workdir = v },
+				"--user":           func(v string) { req.User = v },
 			})
 		if err != nil {
 			return req, err
 		}
-		if len(pos) != 2 {
+		switch {
+		case containsFlag(args, "--image"):
+			if err := imageCreateArgs(verb, &req, args, pos, command); err != nil {
+				return req, err
+			}
+		case dashdash || containsFlag(args, "--env") || containsFlag(args, "--workdir") || containsFlag(args, "--user"):
+			return req, fmt.Errorf("--env, --workdir, --user and a command after -- are for --image only")
+		case len(pos) != 2:
 			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
+		default:
+			req.ID, req.Bundle = pos[0], pos[1]
 		}
-		req.ID, req.Bundle = pos[0], pos[1]
 		req.RuntimeArgs = rtArgs
 		for _, l := range labels {
 			k, v, ok := strings.Cut(l, "=")
@@ -64,6 +80,34 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		}
 		return req, req.Check()
 	}
+}
+
+// cutCommand splits the words of a create at the first `--`: the words
+// after it are a command, taken as written.
+func cutCommand(args []string) (opts, command []string, dashdash bool) {
+	for i, a := range args {
+		if a == "--" {
+			return args[:i], args[i+1:], true
+		}
+	}
+	return args, nil, false
+}
+
+// imageCreateArgs fills the id and the command of `create ID --image REF`.
+func imageCreateArgs(verb string, req *runtime.CreateRequest, args, pos, command []string) error {
+	if len(pos) < 1 {
+		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
+	}
+	req.ID, req.Args = pos[0], append(pos[1:len(pos):len(pos)], command...)
+	for _, o := range []struct {
+		flag string
+		val  string
+	}{{"--image", req.Image}, {"--workdir", req.Workdir}, {"--user", req.User}} {
+		if o.val == "" && containsFlag(args, o.flag) {
+			return fmt.Errorf("%s: empty value", o.flag)
+		}
+	}
+	return nil
 }
 
 // deleteArgs is the argument of the root's `delete ID [--force]`.

@@ -3,6 +3,7 @@ package images
 import (
 	"archive/tar"
 	"bytes"
+	"github.com/ctrfs/ctrfs/images/imagetest"
 	"io"
 	"os"
 	"testing"
@@ -20,10 +21,7 @@ func needRoot(t testing.TB) {
 
 func skipOrFail(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("CTRFS_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s (CTRFS_REQUIRE_INTEGRATION=1)", why)
-	}
-	t.Skip(why)
+	imagetest.SkipOrFail(t, why)
 }
 
 // tarOf makes a tar of the given headers; a regular file's content is its
@@ -35,35 +33,15 @@ type entry struct {
 
 func tarOf(t testing.TB, entries ...entry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := e.hdr
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.body))
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			if h.Typeflag == tar.TypeDir {
-				h.Mode = 0o755
-			}
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		if e.body != "" {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
+	es := make([]imagetest.Entry, len(entries))
+	for i, e := range entries {
+		es[i] = imagetest.Entry{Hdr: e.hdr, Body: e.body}
 	}
-	if err := tw.Close(); err != nil {
+	b, err := imagetest.Tar(es...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return b
 }
 
 func file(name, body string) entry { return entry{hdr: tar.Header{Name: name}, body: body} }

@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
+	"github.com/ctrfs/ctrfs/images/imagetest"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,58 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-const registryBin = "/usr/bin/docker-registry"
-
-// startRegistry starts Debian's docker-registry (CNCF distribution) on a
-// free loopback port with its storage in a temp dir, and returns its
-// host:port. It is stopped and its storage removed in Cleanup.
-func startRegistry(t testing.TB) string {
-	t.Helper()
-	if _, err := os.Stat(registryBin); err != nil {
-		skipOrFail(t, "needs "+registryBin+" (apt-get install docker-registry)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o600)
-	cmd := exec.Command(registryBin, "serve", cfg)
-	logf, _ := os.Create(filepath.Join(dir, "log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("registry did not start: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+func startRegistry(t testing.TB) string { return imagetest.StartRegistry(t) }
 
 func push(t testing.TB, ref string, img v1.Image) {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
+	if err := imagetest.Push(ref, img); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -36,11 +36,19 @@ type CreateRequest struct {
 	// say too ("terminal": true): runc takes it from there. A bundle that
 	// says so gets a terminal without the flag.
 	TTY bool
+	// Image, instead of Bundle, runs the image of this reference or digest
+	// from the image store, with a bundle made in the state directory
+	// (image.go); Env (K=V), Workdir, User and Args are added to its config.
+	Image   string
+	Env     []string
+	Workdir string
+	User    string
+	Args    []string
 }
 
-// reservedIDs are names the mount's root ("ctl", "version", "events", "ps") or the
-// state directory ("runc", "lock") already use.
-var reservedIDs = map[string]bool{"ctl": true, "version": true, "events": true, "ps": true, runtimeRootDir: true, lockFile: true}
+// reservedIDs are names the mount's root ("ctl", "version", "events",
+// "images", "ps") or the state directory ("runc", "lock") already use.
+var reservedIDs = map[string]bool{"ctl": true, "version": true, "events": true, "images": true, "ps": true, runtimeRootDir: true, lockFile: true}
 
 var labelKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$`)
 
@@ -57,7 +65,10 @@ func (req *CreateRequest) Check() error {
 	if reservedIDs[req.ID] {
 		return Errorf(KindInvalid, "container id %q is reserved: the mount's root or the state directory uses that name", req.ID)
 	}
-	if !filepath.IsAbs(req.Bundle) {
+	if err := req.checkImage(); err != nil {
+		return err
+	}
+	if req.Image == "" && !filepath.IsAbs(req.Bundle) {
 		return Errorf(KindInvalid, "bundle path %q must be absolute", req.Bundle)
 	}
 	for k, v := range req.Labels {
@@ -149,11 +160,9 @@ func (r *Runtime) unreserve(id string) {
 // Create makes a container (and with req.Start starts it). On any failure
 // nothing is left behind: no directory, no runtime state, no shim.
 func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, error) {
-	plan, err := r.planCreate(req)
-	if err != nil {
+	if err := req.Check(); err != nil {
 		return nil, err
 	}
-	req = plan.req
 	if err := r.reserve(req.ID); err != nil {
 		return nil, err
 	}
@@ -162,15 +171,36 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, Errorf(KindExists, "container %q: state directory %s is in the way", req.ID, dir)
 	}
+	// From the first change to the host on, every failure undoes it all.
+	changed, rtPath := false, r.cfg.Runtime
+	fail := func(err error) (*Container, error) {
+		if changed {
+			r.undoCreate(req.ID, rtPath)
+		}
+		return nil, err
+	}
+	var image string
+	if req.Image != "" {
+		changed = true
+		bundle, digest, err := r.makeImageBundle(&req)
+		if err != nil {
+			return fail(err)
+		}
+		req.Bundle, image = bundle, digest
+		// What the image options said is in the bundle's config.json now.
+		req.Image, req.Env, req.Workdir, req.User, req.Args = "", nil, "", "", nil
+	}
+	plan, err := r.planCreate(req)
+	if err != nil {
+		return fail(err)
+	}
+	req, rtPath = plan.req, plan.rtPath
 	c, err := r.containerOf(plan)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	// From here on the host changes: every failure undoes it all.
-	fail := func(err error) (*Container, error) {
-		r.undoCreate(req.ID, plan.rtPath)
-		return nil, err
-	}
+	c.rec.Image = image
+	changed = true
 	if err := os.MkdirAll(c.init.dir, 0o700); err != nil {
 		return fail(err)
 	}

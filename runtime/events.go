@@ -19,6 +19,8 @@ const (
 	EventCheckpoint = "checkpoint"
 	EventDelete     = "delete"
 	EventError      = "error"
+	// EventPull is a pull's progress (no container): Ref, Bytes, Total.
+	EventPull = "pull"
 	// EventOverflow tells one subscriber that it read too slowly and lost
 	// Dropped events at this point of its stream.
 	EventOverflow = "overflow"
@@ -42,6 +44,11 @@ type Event struct {
 	Message    string          `json:"message,omitempty"`
 	// Dropped is how many events an overflow event stands for.
 	Dropped uint64 `json:"dropped,omitempty"`
+	// Ref, Bytes and Total are a pull event's: the reference, and the
+	// compressed bytes fetched so far of Total.
+	Ref   string `json:"ref,omitempty"`
+	Bytes *int64 `json:"bytes,omitempty"`
+	Total *int64 `json:"total,omitempty"`
 }
 
 // DefaultSubscriberBuffer is how many unread events a subscriber may hold

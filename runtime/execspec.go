@@ -45,7 +45,7 @@ const defaultCols, defaultRows = 80, 24
 // reservedProcessNames are the names of files the container's state
 // directory holds beside its process directories (and the temporary files
 // of their atomic writes start with a dot, which no name can).
-var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true, oomFile: true}
+var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true, oomFile: true, imageBundleDir: true}
 
 // Check validates everything that can be checked without the container:
 // the parser calls it so that a whole write is checked before any of it

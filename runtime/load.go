@@ -45,6 +45,7 @@ func (r *Runtime) Load() error {
 			r.loadContainer(rec)
 		}
 	}
+	r.releaseVanishedHolds()
 	return nil
 }
 
@@ -60,6 +61,7 @@ func (r *Runtime) halfMadeRuntime(dir string) string {
 func (r *Runtime) loadContainer(rec containerRecord) {
 	dir := filepath.Join(r.cfg.StateDir, rec.ID)
 	log := r.log.WithField("id", rec.ID)
+	r.loadImageRootfs(rec)
 	// Without its spec the container is still loaded, and supervised: only
 	// what is read from the spec (the spec file, exec's defaults) is missing.
 	raw, err := os.ReadFile(filepath.Join(dir, specCopyFile))
@@ -107,7 +109,7 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	var execs []*Process
 	if entries, err := os.ReadDir(dir); err == nil {
 		for _, e := range entries {
-			if e.IsDir() && e.Name() != initProcess && CheckName("process name", e.Name()) == nil {
+			if e.IsDir() && e.Name() != initProcess && !reservedProcessNames[e.Name()] && CheckName("process name", e.Name()) == nil {
 				if p := r.loadExec(c, e.Name()); p != nil {
 					execs = append(execs, p)
 				}

@@ -169,6 +169,7 @@ func (r *Runtime) Delete(ctx context.Context, c *Container, force bool) error {
 	c.transition()
 	// The directory goes before the id is free again, so a new create of
 	// the same id never finds it in the way.
+	r.dropImageBundle(id)
 	r.removeDir(c.dir)
 	c.stopOOMWatch(r)
 	c.statLRU.forget(&c.statFiles)

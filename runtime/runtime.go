@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ctrfs/ctrfs/images"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
@@ -41,7 +42,12 @@ type Config struct {
 	// EventBuffer is how many unread events a subscriber may hold before
 	// it is told it overflowed (default DefaultSubscriberBuffer).
 	EventBuffer int
-	Log         logrus.FieldLogger
+	// ImageDir is the image store's directory; "" for no image store.
+	ImageDir string
+	// Images are the store's options: registry credentials, insecure
+	// registries, mirrors, limits.
+	Images images.Options
+	Log    logrus.FieldLogger
 }
 
 // Runtime is the set of containers.
@@ -55,7 +61,9 @@ type Runtime struct {
 	inotify     *inotify // the logs being read; memory.events on cgroup v2
 	logs        *logWatch
 	shims       *shimLauncher
-	lock        *os.File // flock on <state>/lock: one daemon per state dir
+	lock        *os.File    // flock on <state>/lock: one daemon per state dir
+	images      *ImageStore // nil without Config.ImageDir
+	imageLock   *os.File    // flock on <images>/lock
 	log         logrus.FieldLogger
 
 	// mu guards the fields below it. It is a leaf: nothing else is locked
@@ -127,6 +135,11 @@ func New(cfg Config) (*Runtime, error) {
 		containers: map[string]*Container{}, pending: map[string]bool{},
 	}
 	r.version = runtimeVersion(path)
+	if cfg.ImageDir != "" {
+		if r.images, err = openImages(r, cfg); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 

@@ -46,6 +46,9 @@ type containerRecord struct {
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	// RestoredFrom is the checkpoint the container was restored from.
 	RestoredFrom string `json:"restored_from,omitempty"`
+	// Image is the manifest digest of the image the container was run
+	// from; its bundle is then <state>/<id>/bundle (runtime/image.go).
+	Image string `json:"image,omitempty"`
 }
 
 // writeJSONAtomic writes a JSON document of the state directory so that a

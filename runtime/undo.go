@@ -31,6 +31,7 @@ func (r *Runtime) undoCreate(id, runtimePath string) {
 			log.Warn("undo create: the runtime could not delete the container")
 		}
 	}
+	r.dropImageBundle(id)
 	r.removeDir(dir)
 }
 

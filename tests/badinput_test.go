@@ -245,7 +245,7 @@ func TestBadInput(t *testing.T) {
 	if got := d.containers(); !reflect.DeepEqual(got, want) {
 		t.Errorf("container dirs after the bad input table = %v, want %v", got, want)
 	}
-	wantLs := append([]string{"ctl", "events", "ps", "version"}, want...)
+	wantLs := append([]string{"ctl", "events", "images", "ps", "version"}, want...)
 	sort.Strings(wantLs)
 	if got := d.readDir(); !reflect.DeepEqual(got, wantLs) {
 		t.Errorf("ls of the mount after the bad input table = %v, want %v", got, wantLs)

@@ -62,14 +62,14 @@ func runcState(root, id string) (string, error) {
 }
 
 // TestReservedIDs requires the ids the mount's root and the state dir use
-// (ctl, version, events, ps, runc, lock) to be refused with EINVAL, with a
+// (ctl, version, events, images, ps, runc, lock) to be refused with EINVAL, with a
 // text that says they are reserved, and nothing to be created.
 func TestReservedIDs(t *testing.T) {
 	d := startDaemon(t)
 	b := demoBundle(t)
 	lsBefore := d.readDir()
 	stateBefore := d.stateEntries()
-	for _, id := range []string{"ctl", "version", "events", "ps", "runc", "lock"} {
+	for _, id := range []string{"ctl", "version", "events", "images", "ps", "runc", "lock"} {
 		cmd := "run " + id + " " + b + "\n"
 		res, err := d.ctl(cmd)
 		if errors.Is(err, errHung) {

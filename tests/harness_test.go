@@ -303,7 +303,8 @@ func (d *daemon) start() {
 	if d.stateArg != "" {
 		stateArg = d.stateArg
 	}
-	args := []string{"mount", "--state-dir", stateArg, "--log-level", "debug"}
+	// Never the default /var/lib/ctrfs/images: each test has its own store.
+	args := []string{"mount", "--state-dir", stateArg, "--log-level", "debug", "--image-dir", filepath.Join(d.dir, "images")}
 	args = append(args, d.args...)
 	args = append(args, d.mnt)
 	bin := ctrfsBin
@@ -768,7 +769,7 @@ func (d *daemon) containers() []string {
 		ents, err := os.ReadDir(p)
 		var names []string
 		for _, e := range ents {
-			if e.IsDir() {
+			if e.IsDir() && e.Name() != "images" { // the image store's tree
 				names = append(names, e.Name())
 			}
 		}

@@ -276,7 +276,7 @@ func TestSessionGo(t *testing.T) {
 		t.Fatalf("write run: %v\n%s", err, d.read("ctl"))
 	}
 	names := d.readDir()
-	wantLs := []string{"ctl", "events", "ps", "version", id}
+	wantLs := []string{"ctl", "events", "images", "ps", "version", id}
 	slices.Sort(wantLs)
 	if !reflect.DeepEqual(names, wantLs) {
 		t.Errorf("ls %s = %v, want %v", d.mnt, names, wantLs)

@@ -33,6 +33,10 @@ type event struct {
 	Resources  json.RawMessage `json:"resources"`
 	Checkpoint string          `json:"checkpoint"`
 	Message    string          `json:"message"`
+	// A pull's progress (no id).
+	Ref   string `json:"ref"`
+	Bytes *int64 `json:"bytes"`
+	Total *int64 `json:"total"`
 }
 
 // eventStream reads an events file the way a Go program would: os.Open

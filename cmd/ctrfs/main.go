@@ -27,7 +27,9 @@ import (
 var version = "0.1.0"
 
 const usage = `usage: ctrfs mount [--state-dir DIR] [--runtime runc] [--shim PATH] [--log-level L] [--log-max-size BYTES] [--event-buffer N]
-                   [--allow-other [--group NAME] [--read-group NAME]] MOUNTPOINT
+                   [--allow-other [--group NAME] [--read-group NAME]]
+                   [--image-dir DIR] [--registry-auth FILE] [--insecure-registry HOST]...
+                   [--registry-mirror HOST=URL]... [--max-layer-size BYTES] [--max-image-size BYTES] MOUNTPOINT
        ctrfs version`
 
 func main() {
@@ -65,6 +67,8 @@ func mount(args []string) error {
 	logMax := flags.Int64("log-max-size", ctrruntime.DefaultLogMaxSize, "bound of each process output log, bytes")
 	eventBuffer := flags.Int("event-buffer", ctrruntime.DefaultSubscriberBuffer, "unread events an events reader may fall behind before it gets an overflow event")
 	share := addShareFlags(flags)
+	imageDir := flags.String("image-dir", ctrruntime.DefaultImageDir, "image store directory (\"\" for none)")
+	imageOpts := imageFlags(flags)
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -118,6 +122,7 @@ func mount(args []string) error {
 	}
 	rt, err := ctrruntime.New(ctrruntime.Config{
 		StateDir: *stateDir, Runtime: *rtName, ShimPath: *shimPath, LogMaxSize: *logMax, EventBuffer: *eventBuffer, Log: log,
+		ImageDir: *imageDir, Images: *imageOpts,
 	})
 	if err != nil {
 		return err

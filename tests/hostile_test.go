@@ -336,3 +336,106 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestHostileUpdateFullState: with the state directory full, `update
+// pids=100` fails, and status.resources says what the kernel has.
+func TestHostileUpdateFullState(t *testing.T) {
+	requireIntegration(t)
+	state := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", state).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		cleanupRunc(t, filepath.Join(state, "runc"))
+		exec.Command("umount", "-l", state).Run()
+	})
+	d := startDaemon(t, "--state-dir", state)
+	id := newID("hf")
+	d.run(id, limitedBundle(t, 64<<20, 50, "sleep", "1000"))
+	defer d.forceDelete(id)
+	pid := d.initPid(id)
+	filler := filepath.Join(state, "filler")
+	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=64k").Run() // until ENOSPC
+	_, err := d.ctl("update pids=100\n", id)
+	os.Remove(filler)
+	if err == nil {
+		t.Log("update succeeded on a full state dir")
+	}
+	kernel := readUintFile(t, hostCgroupFile(t, pid, "pids", "pids.max"))
+	status := jsonPath(d.statusResources(id), "pids", "limit")
+	if n, ok := status.(float64); !ok || uint64(n) != kernel {
+		t.Errorf("after update (err %v): status pids.limit %v, kernel pids.max %d", err, status, kernel)
+	}
+}
+
+// TestHostileCheckpointCutShort: kill -9 of the daemon while a checkpoint
+// runs (a runtime wrapper whose `checkpoint` writes an image and waits in a
+// child, as runc waits for CRIU): at the next start the runtime and its
+// child are killed, the temporary directory and checkpoints/ removed.
+func TestHostileCheckpointCutShort(t *testing.T) {
+	requireIntegration(t)
+	if _, err := exec.LookPath("criu"); err != nil {
+		t.Skip("criu is not installed: ctrfs refuses to checkpoint without it")
+	}
+	wrapDir := t.TempDir()
+	wrapper := filepath.Join(wrapDir, "runc-wrap")
+	script := `#!/bin/sh
+for a; do
+	if [ "$a" = checkpoint ]; then
+		img=
+		prev=
+		for b; do [ "$prev" = --image-path ] && img=$b; prev=$b; done
+		echo image > "$img/pages-1.img"
+		echo $$ > ` + wrapDir + `/runc.pid
+		sleep 1000 &
+		echo $! > ` + wrapDir + `/criu.pid
+		wait
+		exit 1
+	fi
+done
+exec runc "$@"
+`
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--runtime", wrapper)
+	b := newBundle(t, "sleep", "1000")
+	id := newID("hk")
+	d.run(id, b)
+	defer d.forceDelete(id)
+	go d.ctl("checkpoint cp1\n", id) // ends with the daemon
+	pidOf := func(name string) int {
+		s, _ := os.ReadFile(filepath.Join(wrapDir, name))
+		n, _ := strconv.Atoi(strings.TrimSpace(string(s)))
+		return n
+	}
+	waitFor(t, "the checkpoint under way", func() (bool, string) {
+		tmps, _ := filepath.Glob(filepath.Join(b, "checkpoints", ".cp1.tmp-*", "pages-1.img"))
+		return len(tmps) == 1 && pidOf("criu.pid") > 0, strings.Join(tmps, " ")
+	})
+	runcPid, criuPid := pidOf("runc.pid"), pidOf("criu.pid")
+	t.Cleanup(func() { syscall.Kill(runcPid, syscall.SIGKILL); syscall.Kill(criuPid, syscall.SIGKILL) })
+	d.kill()
+	d.restart()
+	for _, p := range []int{runcPid, criuPid} {
+		pid := p
+		waitFor(t, "the runtime's processes gone", func() (bool, string) {
+			return !processAlive(pid, 0), strconv.Itoa(pid)
+		})
+	}
+	if left, _ := filepath.Glob(filepath.Join(b, "checkpoints", "*")); len(left) != 0 {
+		t.Errorf("left in checkpoints/: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(b, "checkpoints", ".*")); len(left) != 0 {
+		t.Errorf("left in checkpoints/: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(b, "checkpoints")); err == nil {
+		t.Error("checkpoints/, made by the order, is left")
+	}
+	if got := d.readTrim(id, "state"); got != "running" {
+		t.Errorf("state after the restart: %q", got)
+	}
+	if !strings.Contains(d.logTail(), "checkpoint cut short") {
+		t.Error("the daemon's log does not say it undid a checkpoint")
+	}
+}

@@ -39,9 +39,14 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'RunImagePaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'Pull100MB' -benchtime 3x -timeout 30m ./images/
 
-# Fuzzes the ctl parser (FUZZTIME=30s by default).
+# Fuzzes the ctl parser, exec's JSON form, update's JSON and key=value
+# forms, and bundle loading, each for FUZZTIME (30s by default). Their seed
+# corpora run in every `go test`.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseCommands -fuzztime $${FUZZTIME:-30s} ./fsys/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCommands$$' -fuzztime $${FUZZTIME:-30s} ./fsys/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseExecJSON$$' -fuzztime $${FUZZTIME:-30s} ./fsys/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseUpdate$$' -fuzztime $${FUZZTIME:-30s} ./fsys/
+	$(GO) test -run '^$$' -fuzz '^FuzzBundleConfig$$' -fuzztime $${FUZZTIME:-30s} ./runtime/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

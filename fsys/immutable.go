@@ -41,3 +41,10 @@ func (immutableDir) Link(ctx context.Context, req *fuse.LinkRequest, old fs.Node
 func (immutableDir) Mknod(ctx context.Context, req *fuse.MknodRequest) (fs.Node, error) {
 	return nil, errNotHere
 }
+
+// Setattr refuses chmod, chown and utimes of a directory: the tree's modes
+// and owners are the daemon's to say (without it the library would answer
+// 0 and change nothing).
+func (immutableDir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return errNotHere
+}

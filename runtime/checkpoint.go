@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ctrfs/ctrfs/internal/criulog"
+	"github.com/ctrfs/ctrfs/internal/safeio"
 	"github.com/ctrfs/ctrfs/shim/proto"
 	"golang.org/x/sys/unix"
 )
@@ -49,6 +51,9 @@ func (req *CheckpointRequest) Check() error {
 	if req.Dir != "" && (!filepath.IsAbs(req.Dir) || strings.ContainsRune(req.Dir, 0)) {
 		return Errorf(KindInvalid, "checkpoint directory %q must be an absolute path", req.Dir)
 	}
+	if err := CheckUTF8("checkpoint --dir", req.Dir); err != nil {
+		return err
+	}
 	for _, ns := range req.EmptyNS {
 		if ns != "network" {
 			return Errorf(KindInvalid, "--empty-ns %q: runc restores only the network namespace empty", ns)
@@ -75,10 +80,70 @@ func (c *Container) CheckpointDir() string {
 	return filepath.Join(c.rec.Bundle, checkpointsDirName)
 }
 
+// Caps on what a checkpoint directory, which the bundle's owner controls,
+// makes the daemon read: a checkpoint's config.json is a few hundred
+// bytes, CRIU's dump.log rarely more than a few hundred KiB.
+const (
+	maxCheckpointConfig = 64 << 10
+	maxDumpLog          = 4 << 20
+	// checkpointReadTimeout bounds a read of a checkpoint's config.json
+	// outside an order (ls, cat in checkpoints/).
+	checkpointReadTimeout = 10 * time.Second
+)
+
+// openBundle opens the container's bundle directory, following the path
+// given at create (the user who created it chose it).
+func (c *Container) openBundle() (*os.File, error) {
+	return safeio.OpenDir(-1, c.rec.Bundle, 0)
+}
+
+// openCheckpointsDir opens <bundle>/checkpoints, which must be a real
+// directory of the bundle, not a symlink: the bundle's owner may be
+// anyone, and ctrfs (root) deletes in it. With create it is made when
+// missing, and made says so. The bundle's fd is returned too (to remove
+// what was made); the caller closes both.
+func (c *Container) openCheckpointsDir(create bool) (bundle, dir *os.File, made bool, err error) {
+	bundle, err = c.openBundle()
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if create {
+		if err := unix.Mkdirat(int(bundle.Fd()), checkpointsDirName, 0o755); err == nil {
+			made = true
+		} else if !errors.Is(err, unix.EEXIST) {
+			bundle.Close()
+			return nil, nil, false, &os.PathError{Op: "mkdir", Path: c.CheckpointDir(), Err: err}
+		}
+	}
+	dir, err = safeio.OpenDir(int(bundle.Fd()), checkpointsDirName, safeio.Strict)
+	if err != nil {
+		if made {
+			unix.Unlinkat(int(bundle.Fd()), checkpointsDirName, unix.AT_REMOVEDIR)
+		}
+		bundle.Close()
+		return nil, nil, false, err
+	}
+	return bundle, dir, made, nil
+}
+
+// checkpointDirError is the error of a checkpoints directory that cannot
+// be opened.
+func checkpointDirError(what, dir string, err error) error {
+	why := unreadable(err)
+	if KindOf(why) == KindInvalid {
+		return Errorf(KindInvalid, "%s: %s: %v (it must be a directory of the bundle, not a symlink)", what, dir, why)
+	}
+	return Errorf(KindOf(why), "%s: %s: %v", what, dir, why)
+}
+
 // Checkpoint saves the container's processes with CRIU (runc checkpoint)
 // into a new checkpoint; the container keeps running unless req.Exit. The
 // checkpoint is made under a temporary name and renamed into place once
-// complete, so a failure leaves nothing behind.
+// complete, so a failure leaves nothing behind. All of it happens through
+// a directory fd: the runtime is given the temporary directory as
+// /proc/PID/fd/N, which no symlink swapped in by the bundle's owner can
+// redirect. The order is recorded in the state directory while it runs,
+// so that a daemon killed meanwhile undoes it at its next start.
 func (c *Container) Checkpoint(ctx context.Context, req CheckpointRequest) error {
 	if err := req.Check(); err != nil {
 		return err
@@ -93,61 +158,69 @@ func (c *Container) Checkpoint(ctx context.Context, req CheckpointRequest) error
 	release := c.holdEvents()
 	defer release()
 
-	dir := req.Dir
-	if dir == "" {
-		dir = c.CheckpointDir()
+	var bundle, dir *os.File
+	var madeDir bool
+	where := req.Dir
+	if where == "" {
+		where = c.CheckpointDir()
+		if bundle, dir, madeDir, err = c.openCheckpointsDir(true); err != nil {
+			return checkpointDirError("checkpoint", where, err)
+		}
+		defer bundle.Close()
+	} else if dir, err = safeio.OpenDir(-1, where, 0); err != nil {
+		return Errorf(KindNotFound, "checkpoint: directory %s does not exist", where)
 	}
-	final := filepath.Join(dir, req.Name)
-	if _, err := os.Lstat(final); err == nil {
+	defer dir.Close()
+	dfd := int(dir.Fd())
+	final := filepath.Join(where, req.Name)
+	undoDir := func() {
+		if madeDir {
+			unix.Unlinkat(int(bundle.Fd()), checkpointsDirName, unix.AT_REMOVEDIR) // only if empty
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, req.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		undoDir()
 		return Errorf(KindExists, "checkpoint: %s already exists", final)
 	}
 	if _, err := exec.LookPath("criu"); err != nil {
+		undoDir()
 		return c.failed(OrderCheckpoint, Errorf(KindRuntime,
 			"checkpoint: criu is not installed, and runc checkpoints with it (apt-get install criu)"))
 	}
-	madeDir := false
-	if req.Dir == "" {
-		if err := os.Mkdir(dir, 0o755); err == nil {
-			madeDir = true
-		} else if !os.IsExist(err) {
-			return Errorf(KindInternal, "checkpoint: %v", err)
-		}
-	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return Errorf(KindNotFound, "checkpoint: directory %s does not exist", dir)
+	fl := &checkpointFlight{Dir: req.Dir, Tmp: fmt.Sprintf(".%s.tmp-%d", req.Name, time.Now().UnixNano()), MadeDir: madeDir}
+	if err := fl.record(c.dir); err != nil {
+		undoDir()
+		return Errorf(KindInternal, "checkpoint: cannot record the order: %v", err)
 	}
-	tmp, err := os.MkdirTemp(dir, "."+req.Name+".tmp-")
-	if err != nil {
-		return Errorf(KindInternal, "checkpoint: %v", err)
-	}
-	undo := func() {
-		os.RemoveAll(tmp)
-		if madeDir {
-			os.Remove(dir) // only if empty
-		}
-	}
-	info := CheckpointInfo{
+	tmp, err := makeCheckpointTmp(dfd, fl.Tmp, CheckpointInfo{
 		Name: req.Name, Created: time.Now().UTC(), Exit: req.Exit, TCP: req.TCP,
 		UnixSockets: req.UnixSockets, Shell: req.Shell, EmptyNS: req.EmptyNS,
-	}
-	if err := writeJSONAtomic(filepath.Join(tmp, checkpointConfigFile), info); err == nil {
-		err = os.Chmod(filepath.Join(tmp, checkpointConfigFile), 0o644)
+	})
+	undo := func() {
+		safeio.RemoveAllAt(dfd, fl.Tmp)
+		undoDir()
+		fl.done(c.dir)
 	}
 	if err != nil {
 		undo()
 		return Errorf(KindInternal, "checkpoint: %v", err)
 	}
-	if err := c.cli.checkpoint(ctx, c.id, tmp, &req); err != nil {
-		msg := explainCRIU(err.Error(), criulog.FileErrors(filepath.Join(tmp, dumpLog)), dumpLog)
+	defer tmp.Close()
+	if err := c.runCheckpoint(ctx, safeio.FdPath(tmp), &req, fl); err != nil {
+		log, _ := safeio.ReadFile(ctx, int(tmp.Fd()), dumpLog, safeio.Strict, maxDumpLog)
+		msg := explainCRIU(err.Error(), criulog.Errors(log), dumpLog)
 		undo()
 		return c.failed(OrderCheckpoint, Errorf(KindRuntime, "%s", msg))
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE); err != nil {
+	if err := unix.Renameat2(dfd, fl.Tmp, dfd, req.Name, unix.RENAME_NOREPLACE); err != nil {
 		undo()
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 			return Errorf(KindExists, "checkpoint: %s was made meanwhile", final)
 		}
 		return Errorf(KindInternal, "checkpoint: %v", err)
 	}
+	fl.done(c.dir)
 	c.publish(Event{Type: EventCheckpoint, Checkpoint: req.Name})
 	c.log.WithField("checkpoint", final).Info("checkpointed")
 	if req.Exit {
@@ -162,14 +235,49 @@ func (c *Container) Checkpoint(ctx context.Context, req CheckpointRequest) error
 	return nil
 }
 
-// Checkpoints lists the names of the checkpoints in CheckpointDir, sorted:
-// directories holding a config.json (not those still being made).
-func (c *Container) Checkpoints() ([]string, error) {
-	ents, err := os.ReadDir(c.CheckpointDir())
+// makeCheckpointTmp makes the temporary directory of a checkpoint below
+// dfd, with its config.json, and opens it.
+func makeCheckpointTmp(dfd int, name string, info CheckpointInfo) (*os.File, error) {
+	if err := unix.Mkdirat(dfd, name, 0o755); err != nil {
+		return nil, &os.PathError{Op: "mkdir", Path: name, Err: err}
+	}
+	tmp, err := safeio.OpenDir(dfd, name, safeio.Strict)
 	if err != nil {
-		if os.IsNotExist(err) {
+		return nil, err
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	fd, err := unix.Openat(int(tmp.Fd()), checkpointConfigFile, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		tmp.Close()
+		return nil, &os.PathError{Op: "create", Path: checkpointConfigFile, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), checkpointConfigFile)
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	return tmp, nil
+}
+
+// Checkpoints lists the names of the checkpoints in CheckpointDir, sorted:
+// directories holding a regular config.json (not those still being made,
+// nothing reached through a symlink).
+func (c *Container) Checkpoints() ([]string, error) {
+	bundle, dir, _, err := c.openCheckpointsDir(false)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
+		return nil, checkpointDirError("checkpoints", c.CheckpointDir(), err)
+	}
+	defer bundle.Close()
+	defer dir.Close()
+	ents, err := dir.ReadDir(-1)
+	if err != nil {
 		return nil, Errorf(KindInternal, "checkpoints: %v", err)
 	}
 	var out []string
@@ -177,7 +285,7 @@ func (c *Container) Checkpoints() ([]string, error) {
 		if !e.IsDir() || CheckName("checkpoint name", e.Name()) != nil {
 			continue
 		}
-		if fileExists(filepath.Join(c.CheckpointDir(), e.Name(), checkpointConfigFile)) {
+		if safeio.IsRegularAt(int(dir.Fd()), filepath.Join(e.Name(), checkpointConfigFile)) {
 			out = append(out, e.Name())
 		}
 	}
@@ -185,52 +293,105 @@ func (c *Container) Checkpoints() ([]string, error) {
 	return out, nil
 }
 
-// CheckpointConfig is the config.json of checkpoint name in CheckpointDir.
+// CheckpointConfig is the config.json of checkpoint name in CheckpointDir:
+// a regular file, reached without a symlink, at most maxCheckpointConfig
+// bytes.
 func (c *Container) CheckpointConfig(name string) ([]byte, error) {
 	if err := CheckName("checkpoint name", name); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(c.CheckpointDir(), name, checkpointConfigFile))
-	if os.IsNotExist(err) {
-		return nil, Errorf(KindNotFound, "no checkpoint %q in %s", name, c.CheckpointDir())
-	}
+	bundle, dir, _, err := c.openCheckpointsDir(false)
 	if err != nil {
-		return nil, Errorf(KindInternal, "checkpoint %q: %v", name, err)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, Errorf(KindNotFound, "no checkpoint %q in %s", name, c.CheckpointDir())
+		}
+		return nil, checkpointDirError("checkpoint "+name, c.CheckpointDir(), err)
+	}
+	defer bundle.Close()
+	defer dir.Close()
+	return readCheckpointConfig(int(dir.Fd()), c.CheckpointDir(), name)
+}
+
+func readCheckpointConfig(dfd int, where, name string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointReadTimeout)
+	defer cancel()
+	b, err := safeio.ReadFile(ctx, dfd, filepath.Join(name, checkpointConfigFile), safeio.Strict, maxCheckpointConfig)
+	if err != nil {
+		why := unreadable(err)
+		if KindOf(why) == KindNotFound {
+			return nil, Errorf(KindNotFound, "no checkpoint %q in %s", name, where)
+		}
+		return nil, Errorf(KindOf(why), "checkpoint %q in %s: %s: %v", name, where, checkpointConfigFile, why)
 	}
 	return b, nil
 }
 
 // DeleteCheckpoint removes checkpoint name from CheckpointDir: renamed out
 // of the way first, so that a removal that fails half-way leaves no
-// half a checkpoint under its name.
+// half a checkpoint under its name, then removed through directory fds,
+// so that a symlink inside never leads the removal out of the bundle.
 func (c *Container) DeleteCheckpoint(name string) error {
-	if _, err := c.CheckpointConfig(name); err != nil {
+	if err := CheckName("checkpoint name", name); err != nil {
 		return err
 	}
-	dir := filepath.Join(c.CheckpointDir(), name)
-	gone := filepath.Join(c.CheckpointDir(), fmt.Sprintf(".%s.deleting-%d", name, time.Now().UnixNano()))
-	if err := os.Rename(dir, gone); err != nil {
-		if os.IsNotExist(err) {
+	bundle, dir, _, err := c.openCheckpointsDir(false)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Errorf(KindNotFound, "no checkpoint %q in %s", name, c.CheckpointDir())
+		}
+		return checkpointDirError("delete checkpoint "+name, c.CheckpointDir(), err)
+	}
+	defer bundle.Close()
+	defer dir.Close()
+	dfd := int(dir.Fd())
+	if _, err := readCheckpointConfig(dfd, c.CheckpointDir(), name); err != nil {
+		return err
+	}
+	gone := fmt.Sprintf(".%s.deleting-%d", name, time.Now().UnixNano())
+	if err := unix.Renameat(dfd, name, dfd, gone); err != nil {
+		if errors.Is(err, unix.ENOENT) {
 			return Errorf(KindNotFound, "no checkpoint %q in %s", name, c.CheckpointDir())
 		}
 		return Errorf(KindInternal, "delete checkpoint %q: %v", name, err)
 	}
-	if err := os.RemoveAll(gone); err != nil {
+	if err := safeio.RemoveAllAt(dfd, gone); err != nil {
 		return Errorf(KindInternal, "delete checkpoint %q: %v", name, err)
 	}
-	c.log.WithField("checkpoint", dir).Info("checkpoint deleted")
+	c.log.WithField("checkpoint", filepath.Join(c.CheckpointDir(), name)).Info("checkpoint deleted")
 	return nil
 }
 
-// restoreFrom finds the checkpoint a create asks to restore from.
-func restoreFrom(req *CreateRequest) (*proto.Restore, error) {
+// restoreFrom finds the checkpoint a create asks to restore from: in the
+// bundle's checkpoints/ (a real directory, no symlink below the bundle) or
+// in the directory the user named.
+func restoreFrom(ctx context.Context, req *CreateRequest) (*proto.Restore, error) {
 	dir := req.CheckpointDir
+	var f *os.File
+	var err error
 	if dir == "" {
 		dir = filepath.Join(req.Bundle, checkpointsDirName)
+		var bundle *os.File
+		if bundle, err = safeio.OpenDir(-1, req.Bundle, 0); err == nil {
+			f, err = safeio.OpenDir(int(bundle.Fd()), checkpointsDirName, safeio.Strict)
+			bundle.Close()
+		}
+	} else {
+		f, err = safeio.OpenDir(-1, dir, 0)
 	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, Errorf(KindNotFound, "restore: no checkpoint %q in %s", req.Checkpoint, dir)
+		}
+		return nil, checkpointDirError("restore", dir, err)
+	}
+	defer f.Close()
 	path := filepath.Join(dir, req.Checkpoint)
+	b, err := safeio.ReadFile(ctx, int(f.Fd()), filepath.Join(req.Checkpoint, checkpointConfigFile), safeio.Strict, maxCheckpointConfig)
 	var info CheckpointInfo
-	if err := readJSON(filepath.Join(path, checkpointConfigFile), &info); err != nil {
+	if err == nil {
+		err = json.Unmarshal(b, &info)
+	}
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, Errorf(KindNotFound, "restore: no checkpoint %q in %s", req.Checkpoint, dir)
 		}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -126,13 +127,13 @@ func TestCheckpointFiles(t *testing.T) {
 func TestRestoreFrom(t *testing.T) {
 	bundle := t.TempDir()
 	req := &CreateRequest{ID: "w", Bundle: bundle, Checkpoint: "cp"}
-	if _, err := restoreFrom(req); KindOf(err) != KindNotFound {
+	if _, err := restoreFrom(context.Background(), req); KindOf(err) != KindNotFound {
 		t.Errorf("missing checkpoint: %v, want ENOENT", err)
 	}
 	dir := filepath.Join(bundle, "checkpoints", "cp")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"name":"cp","tcp":true,"unixSockets":true,"shell":true,"emptyNS":["network"]}`), 0o644)
-	r, err := restoreFrom(req)
+	r, err := restoreFrom(context.Background(), req)
 	if _, lerr := exec.LookPath("criu"); lerr != nil {
 		if KindOf(err) != KindRuntime || !strings.Contains(err.Error(), "criu is not installed") {
 			t.Errorf("without criu: %v", err)
@@ -146,7 +147,7 @@ func TestRestoreFrom(t *testing.T) {
 	os.MkdirAll(filepath.Join(other, "cp"), 0o755)
 	os.WriteFile(filepath.Join(other, "cp", "config.json"), []byte(`{`), 0o644)
 	req.CheckpointDir = other
-	if _, err := restoreFrom(req); KindOf(err) != KindInvalid {
+	if _, err := restoreFrom(context.Background(), req); KindOf(err) != KindInvalid {
 		t.Errorf("bad config.json: %v, want EINVAL", err)
 	}
 }

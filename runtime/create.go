@@ -3,7 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
-	"github.com/ctrfs/ctrfs/internal/atomicfile"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ctrfs/ctrfs/internal/atomicfile"
+	"github.com/ctrfs/ctrfs/internal/safeio"
 	"github.com/ctrfs/ctrfs/shim/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // CreateRequest is what `create` and `run` ask for.
@@ -78,6 +81,14 @@ func (req *CreateRequest) Check() error {
 		if strings.ContainsAny(v, "\n\x00") {
 			return Errorf(KindInvalid, "label %q: value holds a newline or NUL", k)
 		}
+		if err := CheckUTF8("label "+k, v); err != nil {
+			return err
+		}
+	}
+	for _, s := range append([]string{req.Bundle, req.Runtime, req.CheckpointDir}, req.RuntimeArgs...) {
+		if err := CheckUTF8(req.verb(), s); err != nil {
+			return err
+		}
 	}
 	for _, a := range req.RuntimeArgs {
 		if !strings.HasPrefix(a, "--") || len(a) < 3 {
@@ -109,27 +120,73 @@ func (req *CreateRequest) Check() error {
 	return nil
 }
 
-// readBundle reads and parses the bundle's config.json.
-func readBundle(bundle string) ([]byte, *specs.Spec, error) {
-	st, err := os.Stat(bundle)
-	if err != nil || !st.IsDir() {
+// maxBundleConfig caps a bundle's config.json. Real specs are a few KiB; a
+// long seccomp profile brings one to a few hundred KiB.
+const maxBundleConfig = 4 << 20
+
+// readBundle reads and parses the bundle's config.json, which the bundle's
+// owner controls: it must be a regular file of at most maxBundleConfig
+// bytes, and a symlink only if it stays inside the bundle (never to
+// /dev/zero, never out). A FIFO is refused at once, never waited on, and
+// the read ends with ctx.
+func readBundle(ctx context.Context, bundle string) ([]byte, *specs.Spec, error) {
+	dir, err := safeio.OpenDir(-1, bundle, 0)
+	if err != nil {
 		return nil, nil, Errorf(KindInvalid, "bundle %q is not a directory", bundle)
 	}
-	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	defer dir.Close()
+	raw, err := safeio.ReadFile(ctx, int(dir.Fd()), "config.json", safeio.Beneath, maxBundleConfig)
 	if err != nil {
-		return nil, nil, Errorf(KindInvalid, "bundle %q has no readable config.json", bundle)
+		why := unreadable(err)
+		kind := KindOf(why)
+		if kind == KindNotFound { // the bundle is what is wrong
+			kind = KindInvalid
+		}
+		return nil, nil, Errorf(kind, "bundle %q: config.json: %v", bundle, why)
 	}
+	spec, err := parseBundle(raw)
+	if err != nil {
+		return nil, nil, Errorf(KindInvalid, "bundle %q: %v", bundle, err)
+	}
+	return raw, spec, nil
+}
+
+// parseBundle parses a bundle's config.json and checks what ctrfs needs of it.
+func parseBundle(raw []byte) (*specs.Spec, error) {
 	var spec specs.Spec
 	if err := json.Unmarshal(raw, &spec); err != nil {
-		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json is not valid JSON: %v", bundle, err)
+		return nil, Errorf(KindInvalid, "config.json is not valid JSON: %v", err)
 	}
 	if spec.Process == nil {
-		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json has no process", bundle)
+		return nil, Errorf(KindInvalid, "config.json has no process")
 	}
 	if spec.Root == nil || spec.Root.Path == "" {
-		return nil, nil, Errorf(KindInvalid, "bundle %q: config.json has no root.path", bundle)
+		return nil, Errorf(KindInvalid, "config.json has no root.path")
 	}
-	return raw, &spec, nil
+	return &spec, nil
+}
+
+// unreadable says why a file a user pointed at cannot be read, as an
+// error of its kind: a missing file is not found, a hostile one (a FIFO,
+// a device, too large, a link out) invalid, a read past the deadline a
+// timeout, a limit of the host (EMFILE, ENOMEM) internal.
+func unreadable(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return Errorf(KindNotFound, "does not exist")
+	case errors.Is(err, safeio.ErrNotRegular), errors.Is(err, safeio.ErrTooLarge), errors.Is(err, safeio.ErrOutside),
+		errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EISDIR):
+		return Errorf(KindInvalid, "%v", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return Errorf(KindInvalid, "not read in time (%v)", err)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		return Errorf(KindInvalid, "%v", err)
+	}
+	return Errorf(KindInternal, "%v", err)
 }
 
 // verb is the ctl verb of the request, for messages.
@@ -160,6 +217,9 @@ func (r *Runtime) unreserve(id string) {
 // Create makes a container (and with req.Start starts it). On any failure
 // nothing is left behind: no directory, no runtime state, no shim.
 func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, error) {
+	// The bundle is read under the order's deadline too.
+	ctx, cancel := orderContext(ctx, createTimeout)
+	defer cancel()
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
@@ -190,7 +250,7 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 		// What the image options said is in the bundle's config.json now.
 		req.Image, req.Env, req.Workdir, req.User, req.Args = "", nil, "", "", nil
 	}
-	plan, err := r.planCreate(req)
+	plan, err := r.planCreate(ctx, req)
 	if err != nil {
 		return fail(err)
 	}
@@ -207,8 +267,6 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err := atomicfile.WriteFile(filepath.Join(dir, specCopyFile), plan.raw, 0o600); err != nil {
 		return fail(err)
 	}
-	ctx, cancel := orderContext(ctx, createTimeout)
-	defer cancel()
 	tShim := time.Now()
 	if err := r.launchInit(ctx, c, plan); err != nil {
 		return fail(err)
@@ -232,11 +290,11 @@ type createPlan struct {
 
 // planCreate checks the request, reads the bundle and finds the runtime
 // and the checkpoint to restore, if any.
-func (r *Runtime) planCreate(req CreateRequest) (*createPlan, error) {
+func (r *Runtime) planCreate(ctx context.Context, req CreateRequest) (*createPlan, error) {
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
-	raw, spec, err := readBundle(req.Bundle)
+	raw, spec, err := readBundle(ctx, req.Bundle)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +310,7 @@ func (r *Runtime) planCreate(req CreateRequest) (*createPlan, error) {
 		return nil, err
 	}
 	if req.Checkpoint != "" {
-		if plan.restore, err = restoreFrom(&req); err != nil {
+		if plan.restore, err = restoreFrom(ctx, &req); err != nil {
 			return nil, err
 		}
 		req.Start = true // runc restore brings it back running

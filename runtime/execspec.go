@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -45,7 +46,7 @@ const defaultCols, defaultRows = 80, 24
 // reservedProcessNames are the names of files the container's state
 // directory holds beside its process directories (and the temporary files
 // of their atomic writes start with a dot, which no name can).
-var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true, oomFile: true, imageBundleDir: true}
+var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true, oomFile: true, imageBundleDir: true, checkpointFlightFile: true}
 
 // Check validates everything that can be checked without the container:
 // the parser calls it so that a whole write is checked before any of it
@@ -58,6 +59,9 @@ func (r *ExecRequest) Check() error {
 		return Errorf(KindInvalid, "process name %q is reserved: the container's state directory uses it", r.Name)
 	}
 	if r.Spec != nil {
+		if !utf8.Valid(r.Spec) {
+			return Errorf(KindInvalid, "exec: the process spec is not valid UTF-8: JSON cannot carry other bytes exactly")
+		}
 		if r.Args != nil || r.Cwd != "" || r.Env != nil || r.User != "" || r.Terminal {
 			return Errorf(KindInvalid, "exec: a JSON process spec takes only --stdin; say the rest in the JSON")
 		}
@@ -83,23 +87,38 @@ func (r *ExecRequest) Check() error {
 	return checkStrings(r.Args, r.Env, []string{r.Cwd})
 }
 
+// maxID is the largest uid or gid runc takes: its user package refuses
+// anything above 1<<31-1 ("uids and gids must be in range
+// 0-2147483647"), though the kernel's uid_t goes to 4294967294.
+const maxID = 1<<31 - 1
+
 // parseUser parses "UID" or "UID:GID" (numbers: there is no user database
 // to look names up in, the container's /etc/passwd being the image's).
 func parseUser(s string) (uid, gid uint32, hasGID bool, err error) {
 	u, g, hasGID := strings.Cut(s, ":")
-	bad := Errorf(KindInvalid, "exec: --user %q: want UID or UID:GID, numbers from 0 to 4294967294", s)
+	bad := Errorf(KindInvalid, "exec: --user %q: want UID or UID:GID, numbers from 0 to %d (runc takes no more)", s, maxID)
 	uid64, err1 := strconv.ParseUint(u, 10, 32)
-	if err1 != nil || uid64 == 1<<32-1 {
+	if err1 != nil || uid64 > maxID {
 		return 0, 0, false, bad
 	}
 	var gid64 uint64
 	if hasGID {
 		var err2 error
-		if gid64, err2 = strconv.ParseUint(g, 10, 32); err2 != nil || gid64 == 1<<32-1 {
+		if gid64, err2 = strconv.ParseUint(g, 10, 32); err2 != nil || gid64 > maxID {
 			return 0, 0, false, bad
 		}
 	}
 	return uint32(uid64), uint32(gid64), hasGID, nil
+}
+
+// checkIDs refuses ids of a process spec's user that runc cannot take.
+func checkIDs(u specs.User) error {
+	for _, id := range append([]uint32{u.UID, u.GID}, u.AdditionalGids...) {
+		if id > maxID {
+			return Errorf(KindInvalid, "exec: user id %d: uids and gids go from 0 to %d (runc takes no more)", id, maxID)
+		}
+	}
+	return nil
 }
 
 // parseUserSpec checks the JSON form: one JSON object whose fields are all
@@ -120,6 +139,9 @@ func parseUserSpec(raw []byte) (map[string]json.RawMessage, error) {
 		return nil, Errorf(KindInvalid, "exec: cwd %q must be an absolute path", p.Cwd)
 	}
 	if err := checkEnv(p.Env); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(p.User); err != nil {
 		return nil, err
 	}
 	return fields, checkStrings(p.Args, p.Env, []string{p.Cwd})
@@ -241,14 +263,29 @@ func mergeEnv(base, add []string) []string {
 }
 
 // checkStrings refuses NUL bytes, which no argv, environment or path can
-// hold.
+// hold, and bytes that are not UTF-8: the process spec reaches runc, and
+// runc its init, as JSON, which would change them to U+FFFD.
 func checkStrings(lists ...[]string) error {
 	for _, l := range lists {
 		for _, s := range l {
 			if strings.ContainsRune(s, 0) {
 				return Errorf(KindInvalid, "exec: %q holds a NUL byte", s)
 			}
+			if err := CheckUTF8("exec", s); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// CheckUTF8 refuses a string that is not valid UTF-8 (EINVAL): ctrfs keeps
+// what it is given in JSON (state.json, process.json, the runtime's own
+// JSON), which cannot carry other bytes, and would otherwise change them
+// silently to U+FFFD.
+func CheckUTF8(what, s string) error {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return Errorf(KindInvalid, "%s: %q is not valid UTF-8: ctrfs keeps arguments, environment, labels and paths in JSON, which cannot carry other bytes exactly", what, s)
 }

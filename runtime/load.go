@@ -62,6 +62,7 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 	dir := filepath.Join(r.cfg.StateDir, rec.ID)
 	log := r.log.WithField("id", rec.ID)
 	r.loadImageRootfs(rec)
+	r.undoCheckpoint(dir, rec)
 	// Without its spec the container is still loaded, and supervised: only
 	// what is read from the spec (the spec file, exec's defaults) is missing.
 	raw, err := os.ReadFile(filepath.Join(dir, specCopyFile))

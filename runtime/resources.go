@@ -308,7 +308,13 @@ func resourcesOf(raw []byte) *specs.LinuxResources {
 
 // Update applies new resource limits with the runtime (runc update). The
 // limits are then visible in stats (the kernel's) and in status (as
-// ctrfs applied them).
+// ctrfs applied them). What status says must be what the kernel has, so
+// the new limits are recorded in state.json before the runtime applies
+// them (a state directory that cannot take them refuses the update with
+// the kernel untouched), and after a runtime failure, which may come after
+// the kernel took some of them (runc writes its own state last), status
+// takes back from the kernel what it can read (memory and pids limits) and
+// the rest as before.
 func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 	if err := req.Check(); err != nil {
 		return err
@@ -322,18 +328,55 @@ func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 		return err
 	}
 	res := req.normalized()
+	c.mu.Lock()
+	old := c.rec
+	next := c.rec
+	c.mu.Unlock()
+	next.Resources = mergeResources(old.Resources, res)
+	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), next); err != nil {
+		return c.failed(OrderUpdate, Errorf(KindInternal, "update: cannot record the new limits, nothing changed: %v", err))
+	}
 	if err := c.cli.update(ctx, c.id, &res); err != nil {
+		c.settleFailedUpdate(old.Resources, res)
 		return c.failed(OrderUpdate, err)
 	}
 	c.mu.Lock()
-	c.rec.Resources = mergeResources(c.rec.Resources, res)
-	rec := c.rec
+	c.rec.Resources = next.Resources
 	c.mu.Unlock()
-	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), rec); err != nil {
-		c.log.WithError(err).Warn("cannot record the new resources")
-	}
 	raw, _ := json.Marshal(res)
 	c.publish(Event{Type: EventUpdate, Resources: raw})
 	c.log.WithField("resources", string(raw)).Info("updated")
 	return nil
+}
+
+// settleFailedUpdate makes the record of a failed update say what the
+// kernel has: the limits it can read back (memory, pids) as read, the
+// others as before, and writes it back.
+func (c *Container) settleFailedUpdate(before *specs.LinuxResources, asked specs.LinuxResources) {
+	got := specs.LinuxResources{}
+	if st, err := c.Stats(); err == nil && st != nil {
+		if m := asked.Memory; m != nil && m.Limit != nil {
+			got.Memory = &specs.LinuxMemory{Limit: kernelLimit(st.Memory.Limit)}
+		}
+		if asked.Pids != nil {
+			got.Pids = &specs.LinuxPids{Limit: *kernelLimit(st.Pids.Limit)}
+		}
+	}
+	c.mu.Lock()
+	c.rec.Resources = mergeResources(before, got)
+	rec := c.rec
+	c.mu.Unlock()
+	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), rec); err != nil {
+		c.log.WithError(err).Warn("update failed, and the limits the kernel has cannot be recorded")
+	}
+}
+
+// kernelLimit is a limit read from a cgroup file as OCI says it: -1 for
+// none (the files' "max", 0 or a huge number).
+func kernelLimit(v uint64) *int64 {
+	n := int64(-1)
+	if v != 0 && v < 1<<62 {
+		n = int64(v)
+	}
+	return &n
 }

@@ -49,20 +49,6 @@ func (c *runtimeCLI) update(ctx context.Context, id string, res *specs.LinuxReso
 	return runtimeError("update", c.r.Update(ctx, id, res))
 }
 
-// checkpoint dumps the container with CRIU into dir (runc checkpoint),
-// leaving it running unless req.Exit. CRIU's dump.log goes into dir too.
-func (c *runtimeCLI) checkpoint(ctx context.Context, id, dir string, req *CheckpointRequest) error {
-	opts := &runc.CheckpointOpts{
-		ImagePath: dir, WorkDir: dir, AllowOpenTCP: req.TCP, AllowExternalUnixSockets: req.UnixSockets,
-		AllowTerminal: req.Shell, EmptyNamespaces: req.EmptyNS,
-	}
-	var actions []runc.CheckpointAction
-	if !req.Exit {
-		actions = append(actions, runc.LeaveRunning)
-	}
-	return runtimeError("checkpoint", c.r.Checkpoint(ctx, id, opts, actions...))
-}
-
 // delete removes the runtime's record of the container; a container the
 // runtime does not know (any more) is not an error.
 func (c *runtimeCLI) delete(ctx context.Context, id string, force bool) error {

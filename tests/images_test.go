@@ -98,7 +98,7 @@ func TestImagesPullRunRemove(t *testing.T) {
 	}
 	digest := imageDigest(t, img)
 	d := startDaemon(t, "--insecure-registry", reg)
-	if got := d.readDir(); !strings.Contains(strings.Join(got, " "), "ctl events images version") {
+	if got := d.readDir(); !strings.Contains(strings.Join(got, " "), "ctl events images ps version") {
 		t.Errorf("ls of the root: %q", got)
 	}
 	es := d.openEvents("events")

@@ -33,6 +33,7 @@ const usage = `usage: ctrfs mount [--state-dir DIR] [--runtime runc] [--shim PAT
        ctrfs version`
 
 func main() {
+	survivePipe()
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
@@ -125,6 +126,9 @@ func mount(args []string) error {
 		ImageDir: *imageDir, Images: *imageOpts,
 	})
 	if err != nil {
+		return err
+	}
+	if err := tightenStateDir(*stateDir, log); err != nil {
 		return err
 	}
 	if err := rt.Load(); err != nil {
@@ -253,4 +257,30 @@ func unmount(mnt string, log logrus.FieldLogger) bool {
 		log.WithError(err).WithField("output", string(out)).Warn("lazy unmount failed")
 	}
 	return false
+}
+
+// tightenStateDir makes an existing state directory 0700: it holds every
+// container's specs, logs and control fifos, which are root's alone.
+func tightenStateDir(dir string, log *logrus.Logger) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm() == 0o700 {
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	log.WithFields(logrus.Fields{"state_dir": dir, "was": fmt.Sprintf("%04o", st.Mode().Perm())}).Warn("state directory was open to others: made 0700")
+	return nil
+}
+
+// survivePipe keeps the daemon alive when its log's reader goes away (a
+// `| tee` interrupted): Go kills a program on EPIPE of stdout or stderr
+// unless SIGPIPE is notified; then the write fails, and the log line is
+// lost, not the mount. Notify, not Ignore: an ignored SIGPIPE would be
+// inherited by the shims and the containers' processes.
+func survivePipe() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }

@@ -16,6 +16,14 @@ func errnoOf(err error) fuse.Errno {
 	if errors.As(err, &errno) {
 		return errno
 	}
+	// Out of file descriptors is said as such, whatever the error's Kind:
+	// it is the reason, and the caller's to act on.
+	if errors.Is(err, syscall.ENFILE) {
+		return fuse.Errno(syscall.ENFILE)
+	}
+	if errors.Is(err, syscall.EMFILE) {
+		return fuse.Errno(syscall.EMFILE)
+	}
 	switch runtime.KindOf(err) {
 	case runtime.KindInvalid:
 		return fuse.Errno(syscall.EINVAL)
@@ -31,6 +39,10 @@ func errnoOf(err error) fuse.Errno {
 		return fuse.Errno(syscall.EPIPE)
 	case runtime.KindNotTTY:
 		return fuse.Errno(syscall.ENOTTY)
+	case runtime.KindInterrupted:
+		return fuse.Errno(syscall.EINTR)
+	case runtime.KindTooMany:
+		return fuse.Errno(syscall.EMFILE)
 	}
 	return fuse.Errno(syscall.EIO)
 }

@@ -94,7 +94,8 @@ func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
 func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
 	switch req.Name {
 	case "ctl":
-		return d.fs.rootCtl, nil
+		resp.EntryValid = 0 // a node per lookup: see ctlFile.fresh
+		return d.fs.rootCtl.fresh(), nil
 	case "version":
 		return d.fs.version, nil
 	case "events":
@@ -148,8 +149,12 @@ func (d *staticDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	return nil
 }
 
-func (d *staticDir) Lookup(ctx context.Context, name string) (fs.Node, error) {
-	if n, ok := d.entries[name]; ok {
+func (d *staticDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
+	if ctl, ok := d.entries[req.Name].(*ctlFile); ok {
+		resp.EntryValid = 0 // a node per lookup: see ctlFile.fresh
+		return ctl.fresh(), nil
+	}
+	if n, ok := d.entries[req.Name]; ok {
 		return n, nil
 	}
 	return nil, fuse.Errno(syscall.ENOENT)

@@ -205,3 +205,113 @@ func TestWaitingWriterIsKillable(t *testing.T) {
 	}
 	d.forceDelete(id)
 }
+
+// instantPauseRuntime writes a runtime that is runc, but whose pause and
+// resume do nothing and succeed at once: a cheap source of events.
+func instantPauseRuntime(t *testing.T) string {
+	t.Helper()
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "instant-pause-runc")
+	script := fmt.Sprintf("#!/bin/sh\nfor a; do case \"$a\" in pause|resume) exit 0;; esac; done\nexec %q \"$@\"\n", runc)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// daemonRSS is the daemon's resident memory, in bytes.
+func (d *daemon) rss() int64 {
+	d.tb.Helper()
+	d.mu.Lock()
+	pid := d.cmd.Process.Pid
+	d.mu.Unlock()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		d.tb.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				d.tb.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	d.tb.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// TestIdleSubscribersCostLittle: 1,000 opens of `events` that never read,
+// and 4,000 events: the daemon's memory grows by far less than 100 MB
+// (issue 11: 1.6 GB, each idle reader queueing every event), and stays
+// bounded once they are closed.
+func TestIdleSubscribersCostLittle(t *testing.T) {
+	const subscribers, rounds, writers = 1000, 500, 4
+	d := startDaemon(t)
+	rt := instantPauseRuntime(t)
+	ids := make([]string, writers)
+	for i := range ids {
+		ids[i] = newID(fmt.Sprintf("evm%d", i))
+		d.run(ids[i], demoBundle(t), "--runtime", rt)
+	}
+	base := d.rss()
+	files := make([]*os.File, 0, subscribers)
+	for i := 0; i < subscribers; i++ {
+		f, err := os.Open(d.path("events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	opened := d.rss()
+	// One reader that keeps up: every event is published, and gets here.
+	reader := d.openEvents("events")
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			for r := 0; r < rounds; r++ {
+				if _, err := d.ctl("pause\nresume", id); err != nil {
+					t.Errorf("%s: pause/resume: %v", id, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, id := range ids {
+		for r := 0; r < rounds; r++ {
+			n += len(reader.until(id, "resume"))
+		}
+	}
+	full := d.rss()
+	for _, f := range files {
+		f.Close()
+	}
+	files = nil
+	time.Sleep(2 * time.Second) // the releases reach the daemon
+	closed := d.rss()
+	t.Logf("daemon RSS: %d MB at start, %d MB with %d idle readers of events, %d MB after %d events, %d MB once they closed",
+		base>>20, opened>>20, subscribers, full>>20, writers*rounds*2, closed>>20)
+	if n != writers*rounds*2 {
+		t.Errorf("the reader that keeps up saw %d events, want %d", n, writers*rounds*2)
+	}
+	if full-base > 100<<20 {
+		t.Errorf("the daemon grew by %d MB with %d idle readers and %d events, want < 100 MB", (full-base)>>20, subscribers, writers*rounds*2)
+	}
+	if closed-base > 100<<20 {
+		t.Errorf("the daemon is still %d MB above its start once the readers closed", (closed-base)>>20)
+	}
+	for _, id := range ids {
+		d.forceDelete(id)
+	}
+}

@@ -143,6 +143,7 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 	}
 	for i, cmd := range cmds {
 		if err := cmd.run(ctx); err != nil {
+			err = orderFailure(err)
 			fail = err
 			out.WriteString("error: " + describe(err) + "\n")
 			for _, rest := range cmds[i+1:] {

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,9 +226,7 @@ func instantPauseRuntime(t *testing.T) string {
 // daemonRSS is the daemon's resident memory, in bytes.
 func (d *daemon) rss() int64 {
 	d.tb.Helper()
-	d.mu.Lock()
-	pid := d.cmd.Process.Pid
-	d.mu.Unlock()
+	pid := d.pid()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		d.tb.Fatal(err)
@@ -314,4 +313,131 @@ func TestIdleSubscribersCostLittle(t *testing.T) {
 	for _, id := range ids {
 		d.forceDelete(id)
 	}
+}
+
+// nofile is the soft and hard "Max open files" of process pid.
+func nofile(t *testing.T, pid int) (soft, hard string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Max open files") {
+			f := strings.Fields(strings.TrimPrefix(l, "Max open files"))
+			return f[0], f[1]
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits", pid)
+	return "", ""
+}
+
+// TestFileLimitRaisedForTheDaemonOnly: a daemon started with a soft limit
+// of open files below its hard limit serves with the hard one, and the
+// raise does not reach the containers (the bundle sets no rlimits): they
+// get the soft limit the daemon was started with. (The shim, a Go program
+// too, raises its own.)
+func TestFileLimitRaisedForTheDaemonOnly(t *testing.T) {
+	requireIntegration(t)
+	var orig syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	if orig.Max <= 1024 {
+		t.Skipf("the hard limit of open files is %d: nothing to raise to", orig.Max)
+	}
+	// The daemon inherits this process's limit (Go gives a child the
+	// limit it started with unless the program set one itself: this).
+	low := syscall.Rlimit{Cur: 1024, Max: orig.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	hard := strconv.FormatUint(orig.Max, 10)
+	if soft, h := nofile(t, d.pid()); soft != hard || h != hard {
+		t.Errorf("daemon's open files limit: %s soft, %s hard; want %s for both", soft, h, hard)
+	}
+	id := newID("lim")
+	d.run(id, demoBundle(t))
+	shim, _, err := readPidFile(filepath.Join(d.state, id, "init", "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	soft, h := nofile(t, shim)
+	cs, ch := nofile(t, d.initPid(id))
+	if cs != "1024" {
+		t.Errorf("container init's open files limit: %s soft, want 1024: what the daemon was started with", cs)
+	}
+	t.Logf("open files limit: daemon %s, shim %s/%s, container init %s/%s (started with 1024/%s)", hard, soft, h, cs, ch, hard)
+	d.forceDelete(id)
+}
+
+// TestOutOfFilesSaysSo: a daemon with no file descriptor left answers a
+// run, an exec and a stats read with EMFILE and "too many open files",
+// read from the same ctl fd, never another reason; once fds are free
+// again everything works.
+func TestOutOfFilesSaysSo(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit (util-linux) not installed")
+	}
+	d := startDaemon(t)
+	id, other := newID("fdx"), newID("fdy")
+	d.run(id, demoBundle(t))
+	pid := d.pid()
+	soft, hard := nofile(t, pid)
+	// The lowest free fd number of the daemon as its limit: every fd it
+	// has stays usable, and no new one can be made.
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[int]bool{}
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		used[n] = true
+	}
+	free := 0
+	for used[free] {
+		free++
+	}
+	limit := func(v string) {
+		t.Helper()
+		if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile="+v).CombinedOutput(); err != nil {
+			t.Fatalf("prlimit --nofile=%s: %v: %s", v, err, out)
+		}
+	}
+	limit(fmt.Sprintf("%d:%s", free, hard))
+	restored := false
+	defer func() {
+		if !restored {
+			limit(soft + ":" + hard)
+		}
+	}()
+
+	res, err := d.ctl("run " + other + " " + demoBundle(t))
+	if !errors.Is(err, syscall.EMFILE) || !strings.Contains(res, "too many open files") || !strings.Contains(res, "(EMFILE)") {
+		t.Errorf("run at the fd limit: %v, result %q; want EMFILE saying too many open files", err, res)
+	}
+	if got := d.read("ctl"); !strings.Contains(got, "too many open files") {
+		t.Errorf("cat ctl after: %q", got)
+	}
+	res, err = d.ctl("exec sh1 -- true", id)
+	if !errors.Is(err, syscall.EMFILE) || !strings.Contains(res, "too many open files") {
+		t.Errorf("exec at the fd limit: %v, result %q; want EMFILE saying too many open files", err, res)
+	}
+	// stats keeps its cgroup files open: a read may need no new fd; if it
+	// fails, it must say why.
+	if _, err := d.tryRead(id, "stats"); err != nil && !errors.Is(err, syscall.EMFILE) {
+		t.Errorf("stats at the fd limit: %v, want success or EMFILE", err)
+	}
+
+	limit(soft + ":" + hard)
+	restored = true
+	d.run(other, demoBundle(t))
+	d.mustCtl("exec sh1 -- true", id)
+	d.forceDelete(other)
+	d.forceDelete(id)
 }

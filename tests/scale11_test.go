@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,46 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctrfs/ctrfs/tests/bundle"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// sleepHookBundle makes a bundle running demoScript whose hook of the
-// given kind ("createRuntime", "poststart") sleeps secs seconds on the
-// host: the create (createRuntime) or the start (poststart) takes that
-// long.
-func sleepHookBundle(t *testing.T, kind string, secs int) string {
-	t.Helper()
-	b := newBundle(t, "sh", "-c", demoScript)
-	config := filepath.Join(b, "config.json")
-	data, err := os.ReadFile(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		t.Fatal(err)
-	}
-	if spec.Hooks == nil {
-		spec.Hooks = &specs.Hooks{}
-	}
-	hook := []specs.Hook{{Path: bundle.BusyboxPath, Args: []string{"busybox", "sleep", strconv.Itoa(secs)}}}
-	switch kind {
-	case "createRuntime":
-		spec.Hooks.CreateRuntime = hook
-	case "poststart":
-		spec.Hooks.Poststart = hook //nolint:staticcheck // runc runs it from `runc start`, which is what is wanted
-	default:
-		t.Fatalf("unknown hook kind %q", kind)
-	}
-	if data, err = json.MarshalIndent(&spec, "", "\t"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(config, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // TestCtlWritersInParallel: 200 writers, each its own open of the root ctl
 // (O_RDWR, no truncation), each running a container of its own, all at
@@ -104,7 +64,7 @@ func TestCtlWritersInParallel(t *testing.T) {
 func TestSlowCreateHoldsNoOtherCreate(t *testing.T) {
 	d := startDaemon(t)
 	slow, fast := newID("slow"), newID("fast")
-	hb := sleepHookBundle(t, "createRuntime", 5)
+	hb := hookBundle(t, 5)
 	slowDone := make(chan time.Time, 1)
 	go func() {
 		r := d.sh(`echo "run ` + slow + ` ` + hb + `" > "$MNT/ctl"`)

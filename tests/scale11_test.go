@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // TestCtlWritersInParallel: 200 writers, each its own open of the root ctl

@@ -85,7 +85,7 @@ func mount(args []string) error {
 		return err
 	}
 	log.SetLevel(level)
-	raiseFileLimit(log)
+	logFileLimit(log)
 
 	if err := checkPrerequisites(); err != nil {
 		return err

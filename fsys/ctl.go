@@ -47,9 +47,34 @@ func (l *lastError) get() string {
 	return l.msg
 }
 
+// openParallelDirectWrites is FUSE's FOPEN_PARALLEL_DIRECT_WRITES (Linux
+// 6.2, protocol 7.36), which bazil.org/fuse does not name: writes of a
+// direct-I/O open then take the kernel's inode lock shared, not exclusive,
+// so writers of one ctl file do not wait for each other's orders in the
+// kernel, where nothing can interrupt the wait. Older kernels ignore the
+// bit. The kernel still serialises a write past the file's size, hence
+// ctlSize.
+const openParallelDirectWrites fuse.OpenResponseFlags = 1 << 6
+
+// ctlSize is the size a ctl file shows: the largest write it takes. A
+// write that ends within it is one the kernel lets run in parallel with
+// others (see openParallelDirectWrites).
+const ctlSize = maxCommandSize
+
 func (f *ctlFile) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindCtl)
+	a.Size = ctlSize
 	return nil
+}
+
+// fresh is a node of the same ctl file under a new node id, for each
+// lookup. The kernel truncates an O_TRUNC open (a shell's `>`) under its
+// inode lock held exclusive, which waits for every write in flight on the
+// inode: with one inode for all, `echo run B > ctl` waited, unkillably,
+// for the `run A` before it. Each lookup's own inode has no such writer.
+func (f *ctlFile) fresh() *ctlFile {
+	g := *f
+	return &g
 }
 
 // Setattr accepts the truncation to 0 that `echo cmd > ctl` (O_TRUNC) sends,
@@ -68,6 +93,9 @@ func acceptTruncate(req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error 
 		return fuse.Errno(syscall.EACCES)
 	}
 	resp.Attr.Mode = 0o660
+	// The kernel takes the size from this answer: a ctl file keeps its
+	// own (see ctlSize), or its next writes would all be past the end.
+	resp.Attr.Size = ctlSize
 	return nil
 }
 
@@ -75,27 +103,43 @@ func (f *ctlFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.Op
 	if err := allow(ctx, kindCtl, openWant(req.Flags)); err != nil {
 		return nil, err
 	}
-	resp.Flags |= fuse.OpenDirectIO
-	return &ctlHandle{file: f}, nil
+	resp.Flags |= fuse.OpenDirectIO | openParallelDirectWrites
+	return &ctlHandle{file: f, mu: make(chan struct{}, 1)}, nil
 }
 
 // ctlHandle is one open of a ctl file, holding the result of its last write.
 type ctlHandle struct {
 	file *ctlFile
 
-	mu     sync.Mutex
+	// mu guards the fields below; it is a channel so that a write or read
+	// waiting for another on the same open file can be interrupted.
+	mu     chan struct{}
 	wrote  bool
 	result []byte
 	base   int64 // file offset just past the last write
 	intro  []byte
 }
 
+// lock takes h.mu, unless the caller is interrupted first.
+func (h *ctlHandle) lock(ctx context.Context) error {
+	select {
+	case h.mu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fuse.Errno(syscall.EINTR)
+	}
+}
+
+func (h *ctlHandle) unlock() { <-h.mu }
+
 func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
 	if err := allow(ctx, kindCtl, mayWrite); err != nil {
 		return err
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	if err := h.lock(ctx); err != nil {
+		return err
+	}
+	defer h.unlock()
 	var out strings.Builder
 	var fail error
 	cmds, err := h.file.parse(req.Data)
@@ -105,6 +149,7 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 	}
 	for i, cmd := range cmds {
 		if err := cmd.run(ctx); err != nil {
+			err = orderFailure(err)
 			fail = err
 			out.WriteString("error: " + describe(err) + "\n")
 			for _, rest := range cmds[i+1:] {
@@ -133,8 +178,10 @@ func (h *ctlHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fus
 // continues from the write's end (`exec 3<>ctl; echo x >&3; cat <&3`) or
 // seeks back to 0; or, before any write, the verbs and the last error.
 func (h *ctlHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	if err := h.lock(ctx); err != nil {
+		return err
+	}
+	defer h.unlock()
 	if !h.wrote {
 		if h.intro == nil {
 			h.intro = []byte("verbs: " + h.file.verbs + "\nlast error: " + h.file.lastErr.get() + "\n")

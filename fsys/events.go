@@ -2,21 +2,19 @@ package fsys
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"syscall"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
-	"github.com/ctrfs/ctrfs/runtime"
 )
 
 // eventsFile is the root events file (every container) or ID/events (one).
 // Every open subscribes: it reads each event published after the open, one
 // JSON object a line, in order; a read blocks until there is one. A reader
-// that falls more than --event-buffer events (4096) behind reads
-// an overflow event where it lost some. A container's events end (EOF)
-// after its delete event.
+// that falls more than --event-buffer events (4096, of the whole mount)
+// behind reads an overflow event where it lost some. A container's events
+// end (EOF) after its delete event.
 type eventsFile struct {
 	readOnlyFile
 	rt Runtime
@@ -34,7 +32,7 @@ func (f *eventsFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse
 	}
 	resp.Flags |= fuse.OpenDirectIO | fuse.OpenNonSeekable
 	h := &eventsHandle{f: f}
-	h.sub = f.rt.Subscribe(f.id, 0, func() { h.waiters.wakeAll(f.n) })
+	h.sub = f.rt.Subscribe(f.id, func() { h.waiters.wakeAll(f.n) })
 	// Opened through the directory of a container deleted meanwhile: its
 	// stream has ended (and its id may name a new container already).
 	// Asked after subscribing, so a delete just now is either seen here or
@@ -62,7 +60,7 @@ type eventsHandle struct {
 func (h *eventsHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
 	for {
 		h.mu.Lock()
-		h.fill()
+		h.fill(req.Size)
 		if len(h.buf) > 0 || h.ended {
 			n := min(req.Size, len(h.buf))
 			resp.Data = h.buf[:n]
@@ -77,20 +75,13 @@ func (h *eventsHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fu
 	}
 }
 
-// fill moves queued events into buf as JSON lines.
-func (h *eventsHandle) fill() {
+// fill takes about a read's worth of events into buf, so that a reader
+// holds no more than that of its own.
+func (h *eventsHandle) fill(size int) {
 	if h.ended || len(h.buf) > 0 {
 		return
 	}
-	for _, e := range h.sub.Take() {
-		b, _ := json.Marshal(e)
-		h.buf = append(append(h.buf, b...), '\n')
-		if h.f.id != "" && e.Type == runtime.EventDelete {
-			h.ended = true
-			h.sub.Close()
-			break
-		}
-	}
+	h.buf, h.ended = h.sub.Take(size)
 }
 
 func (h *eventsHandle) Poll(ctx context.Context, req *fuse.PollRequest, resp *fuse.PollResponse) error {

@@ -105,7 +105,8 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 	}
 	switch req.Name {
 	case "ctl":
-		return d.fs.rootCtl, nil
+		resp.EntryValid = 0 // a node per lookup: see ctlFile.fresh
+		return d.fs.rootCtl.fresh(), nil
 	case "version":
 		return d.fs.version, nil
 	case "events":
@@ -176,11 +177,15 @@ func (d *staticDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	return nil
 }
 
-func (d *staticDir) Lookup(ctx context.Context, name string) (fs.Node, error) {
+func (d *staticDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
 	if err := allow(ctx, kindDir, mayExec); err != nil {
 		return nil, err
 	}
-	if n, ok := d.entries[name]; ok {
+	if ctl, ok := d.entries[req.Name].(*ctlFile); ok {
+		resp.EntryValid = 0 // a node per lookup: see ctlFile.fresh
+		return ctl.fresh(), nil
+	}
+	if n, ok := d.entries[req.Name]; ok {
 		return n, nil
 	}
 	return nil, fuse.Errno(syscall.ENOENT)

@@ -65,7 +65,8 @@ func (d *imagesDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *f
 	}
 	switch req.Name {
 	case "ctl":
-		return d.ctl, nil
+		resp.EntryValid = 0 // a node per lookup: see ctlFile.fresh
+		return d.ctl.fresh(), nil
 	case "list":
 		return d.list, nil
 	}

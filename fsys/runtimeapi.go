@@ -20,7 +20,7 @@ type Runtime interface {
 	Create(ctx context.Context, req runtime.CreateRequest) error
 	Delete(ctx context.Context, c Container, force bool) error
 	// Subscribe opens a stream of the events of container id ("" for all).
-	Subscribe(id string, limit int, notify func()) Subscription
+	Subscribe(id string, notify func()) Subscription
 	// Observe calls fn with every event, in order, as it is published.
 	Observe(fn func(runtime.Event))
 	RuntimeVersion() string
@@ -94,7 +94,7 @@ type StdinWriter interface {
 
 // Subscription is one reader's queue of events (see runtime.Subscription).
 type Subscription interface {
-	Take() []runtime.Event
+	Take(max int) (lines []byte, ended bool)
 	Pending() bool
 	Ready() <-chan struct{}
 	Close()
@@ -128,8 +128,8 @@ func (r rtRuntime) Delete(ctx context.Context, c Container, force bool) error {
 	return r.Runtime.Delete(ctx, c.(rtContainer).Container, force)
 }
 
-func (r rtRuntime) Subscribe(id string, limit int, notify func()) Subscription {
-	return r.Runtime.Subscribe(id, limit, notify)
+func (r rtRuntime) Subscribe(id string, notify func()) Subscription {
+	return r.Runtime.Subscribe(id, notify)
 }
 
 type rtContainer struct{ *runtime.Container }

@@ -35,8 +35,9 @@ type Container struct {
 	holding bool    // guarded by evMu
 	held    []Event // guarded by evMu
 
-	// ops serialises orders; reads never take it.
-	ops   sync.Mutex
+	// ops serialises orders; reads never take it. A wait for it ends
+	// with the writer's interruption (see orderLock).
+	ops   orderLock
 	order Order // guarded by ops: the order under way
 	began State // guarded by ops: the state it began in
 

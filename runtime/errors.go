@@ -30,6 +30,12 @@ const (
 	// KindNotTTY is a terminal order for a process without a terminal
 	// (ENOTTY, as the kernel answers the same mistake).
 	KindNotTTY
+	// KindInterrupted is a wait given up because the caller was
+	// interrupted (a signal to the writer): nothing was done (EINTR).
+	KindInterrupted
+	// KindTooMany is the daemon out of file descriptors (EMFILE) or the
+	// system out of open files (ENFILE; see FileLimitError).
+	KindTooMany
 )
 
 // Error is an error with a Kind and a message meant for the user. Its

@@ -21,7 +21,7 @@ func TestCountOOMConcurrent(t *testing.T) {
 	c := &Container{id: "c", dir: dir, log: quiet, bus: newBus(100)}
 	c.oom.efd, c.oom.path = -1, events
 	c.oom.rec.Seen = 2 // counted by a previous daemon
-	sub := c.bus.subscribe("", 0, nil)
+	sub := c.bus.subscribe("", nil)
 	defer sub.Close()
 	for kills := 3; kills <= 20; kills++ {
 		if err := os.WriteFile(events, []byte(fmt.Sprintf("low 0\nhigh 0\nmax 7\noom %d\noom_kill %d\n", kills, kills)), 0o600); err != nil {
@@ -47,7 +47,7 @@ func TestCountOOMConcurrent(t *testing.T) {
 	if rec != (oomRecord{Count: 18, Seen: 20}) {
 		t.Errorf("%s = %+v, want count 18, seen 20", oomFile, rec)
 	}
-	if n := len(sub.Take()); n != 18 {
+	if n := len(take(t, sub)); n != 18 {
 		t.Errorf("%d oom events, want 18", n)
 	}
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -18,7 +19,9 @@ const shimExitWait = 15 * time.Second
 // lifecycle); the order's step is taken by transition once the runtime has
 // done it.
 func (c *Container) begin(ctx context.Context, order Order) (context.Context, func(), error) {
-	c.ops.Lock()
+	if err := c.ops.lockCtx(ctx, fmt.Sprintf("%s: container %q", order, c.id)); err != nil {
+		return nil, nil, err
+	}
 	c.mu.RLock()
 	state := c.state
 	c.mu.RUnlock()

@@ -66,7 +66,7 @@ func mount(args []string) error {
 	shimPath := flags.String("shim", "", "ctrfs-shim binary (default: beside ctrfs)")
 	logLevel := flags.String("log-level", "info", "log level: trace (every FUSE request), debug, info, warn, error")
 	logMax := flags.Int64("log-max-size", ctrruntime.DefaultLogMaxSize, "bound of each process output log, bytes")
-	eventBuffer := flags.Int("event-buffer", ctrruntime.DefaultSubscriberBuffer, "unread events an events reader may fall behind before it gets an overflow event")
+	eventBuffer := flags.Int("event-buffer", ctrruntime.DefaultSubscriberBuffer, "events kept for readers of events files, in one ring for all (a reader further behind gets an overflow event)")
 	share := addShareFlags(flags)
 	imageDir := flags.String("image-dir", ctrruntime.DefaultImageDir, "image store directory (\"\" for none)")
 	imageOpts := imageFlags(flags)
@@ -98,6 +98,7 @@ func mount(args []string) error {
 		return err
 	}
 	log.SetLevel(level)
+	logFileLimit(log)
 
 	if err := checkPrerequisites(); err != nil {
 		return err

@@ -132,7 +132,7 @@ const maxBundleConfig = 4 << 20
 func readBundle(ctx context.Context, bundle string) ([]byte, *specs.Spec, error) {
 	dir, err := safeio.OpenDir(-1, bundle, 0)
 	if err != nil {
-		return nil, nil, Errorf(KindInvalid, "bundle %q is not a directory", bundle)
+		return nil, nil, Errorf(KindInvalid, "bundle %q is not a directory: %w", bundle, err)
 	}
 	defer dir.Close()
 	raw, err := safeio.ReadFile(ctx, int(dir.Fd()), "config.json", safeio.Beneath, maxBundleConfig)
@@ -142,7 +142,7 @@ func readBundle(ctx context.Context, bundle string) ([]byte, *specs.Spec, error)
 		if kind == KindNotFound { // the bundle is what is wrong
 			kind = KindInvalid
 		}
-		return nil, nil, Errorf(kind, "bundle %q: config.json: %v", bundle, why)
+		return nil, nil, Errorf(kind, "bundle %q: config.json: %w", bundle, why)
 	}
 	spec, err := parseBundle(raw)
 	if err != nil {

@@ -24,6 +24,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 	return func(args []string, _ string) (runtime.CreateRequest, error) {
 		req := runtime.CreateRequest{Start: start}
 		var labels, rtArgs []string
+		var logMax string
 		pos, err := parseFlags(args,
 			map[string]*bool{"--no-pivot": &req.NoPivot, "--stdin": &req.Stdin, "--tty": &req.TTY},
 			map[string]func(string){
@@ -32,12 +33,13 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--runtime-arg":    func(v string) { rtArgs = append(rtArgs, v) },
 				"--checkpoint":     func(v string) { req.Checkpoint = v },
 				"--checkpoint-dir": func(v string) { req.CheckpointDir = v },
+				"--log-max-size":   func(v string) { logMax = v },
 			})
 		if err != nil {
 			return req, err
 		}
 		if len(pos) != 2 {
-			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
+			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--log-max-size SIZE] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
 		}
 		req.ID, req.Bundle = pos[0], pos[1]
 		req.RuntimeArgs = rtArgs
@@ -56,6 +58,11 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		}
 		if containsFlag(args, "--checkpoint") {
 			if err := runtime.CheckName("checkpoint name", req.Checkpoint); err != nil {
+				return req, err
+			}
+		}
+		if containsFlag(args, "--log-max-size") {
+			if req.LogMaxSize, err = parseLogMaxSize(logMax); err != nil {
 				return req, err
 			}
 		}

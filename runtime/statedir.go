@@ -46,6 +46,9 @@ type containerRecord struct {
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	// RestoredFrom is the checkpoint the container was restored from.
 	RestoredFrom string `json:"restored_from,omitempty"`
+	// LogMaxSize is the container's bound of output logs (create's
+	// --log-max-size; 0: none); absent: the daemon's.
+	LogMaxSize *int64 `json:"log_max_size,omitempty"`
 }
 
 // writeJSONAtomic writes a JSON document of the state directory so that a

@@ -126,13 +126,13 @@ func newProcessDir(n *notifier, rel string, p Process) *processDir {
 	}
 	d.exit.settled = d.wait.done
 	d.entries = map[string]fs.Node{
-		"ctl":    d.ctl,
-		"pid":    newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
-		"state":  d.state,
-		"exit":   d.exit,
-		"wait":   d.wait,
-		"spec":   newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
-		"stdin":  &stdinFile{p: p, lastErr: d.ctl.lastErr, n: n},
+		"ctl":   d.ctl,
+		"pid":   newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
+		"state": d.state,
+		"exit":  d.exit,
+		"wait":  d.wait,
+		"spec":  newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
+		"stdin": &stdinFile{p: p, lastErr: d.ctl.lastErr, n: n},
 	}
 	for _, s := range []string{runtime.Stdout, runtime.Stderr} {
 		d.entries[s] = &logFile{p: p, stream: s, rel: path.Join(rel, s), n: n}

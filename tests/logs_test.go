@@ -213,7 +213,7 @@ func TestLogMaxSizeAndLoss(t *testing.T) {
 			t.Errorf("%q: %v, want EINVAL", bad, err)
 		}
 	}
-	if _, err := d.ctl("run x "+demoBundle(t)+" --log-max-size 1\n"); err == nil {
+	if _, err := d.ctl("run x " + demoBundle(t) + " --log-max-size 1\n"); err == nil {
 		t.Errorf("run --log-max-size 1: accepted")
 	}
 

@@ -108,7 +108,7 @@ func (d *containerDir) statsFile() *roFile {
 }
 
 // processDir is processes/NAME: ctl, pid, state, exit, wait, spec, stdin,
-// stdout, stderr.
+// and stdout, stderr, each also .follow and .lost (output.go).
 type processDir struct {
 	staticDir
 	ctl         *ctlFile
@@ -126,15 +126,18 @@ func newProcessDir(n *notifier, rel string, p Process) *processDir {
 	}
 	d.exit.settled = d.wait.done
 	d.entries = map[string]fs.Node{
-		"ctl":    d.ctl,
-		"pid":    newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
-		"state":  d.state,
-		"exit":   d.exit,
-		"wait":   d.wait,
-		"spec":   newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
-		"stdin":  &stdinFile{p: p, lastErr: d.ctl.lastErr, n: n},
-		"stdout": &outputFile{p: p, stream: runtime.Stdout, n: n},
-		"stderr": &outputFile{p: p, stream: runtime.Stderr, n: n},
+		"ctl":   d.ctl,
+		"pid":   newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
+		"state": d.state,
+		"exit":  d.exit,
+		"wait":  d.wait,
+		"spec":  newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
+		"stdin": &stdinFile{p: p, lastErr: d.ctl.lastErr, n: n},
+	}
+	for _, s := range []string{runtime.Stdout, runtime.Stderr} {
+		d.entries[s] = &logFile{p: p, stream: s, rel: path.Join(rel, s), n: n}
+		d.entries[s+".follow"] = &followFile{p: p, stream: s, lastErr: d.ctl.lastErr, n: n}
+		d.entries[s+".lost"] = newLostFile(p, s)
 	}
 	return d
 }

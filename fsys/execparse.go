@@ -7,12 +7,12 @@ import (
 	"github.com/ctrfs/ctrfs/runtime"
 )
 
-const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VALUE]... [--user UID[:GID]] [--] COMMAND [ARG]... | exec NAME [--stdin] {OCI process JSON}"
+const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VALUE]... [--user UID[:GID]] [--log-max-size SIZE] [--] COMMAND [ARG]... | exec NAME [--stdin] [--log-max-size SIZE] {OCI process JSON}"
 
 // parseExec parses an exec line, in either form:
 //
-//	exec NAME [--stdin] [--tty] [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--] ARGV...
-//	exec NAME [--stdin] {one-line JSON of an OCI process spec}
+//	exec NAME [--stdin] [--tty] [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--log-max-size SIZE] [--] ARGV...
+//	exec NAME [--stdin] [--log-max-size SIZE] {one-line JSON of an OCI process spec}
 //
 // Options come before the command, which starts after `--` or at the first
 // word that is not an option; from there every word is the command's. The
@@ -22,11 +22,27 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 	var req runtime.ExecRequest
 	if obj != "" {
 		req.Name = args[0]
-		for _, o := range args[1:] {
-			if o != "--stdin" {
-				return req, fmt.Errorf("option %q: a JSON process spec takes only --stdin; say the rest in the JSON", o)
+		for i := 1; i < len(args); i++ {
+			o := args[i]
+			name, val, hasVal := strings.Cut(o, "=")
+			switch {
+			case o == "--stdin":
+				req.Stdin = true
+			case name == "--log-max-size":
+				if !hasVal {
+					if i+1 >= len(args) {
+						return req, fmt.Errorf("option %s needs a value", name)
+					}
+					i++
+					val = args[i]
+				}
+				var err error
+				if req.LogMaxSize, err = parseLogMaxSize(val); err != nil {
+					return req, err
+				}
+			default:
+				return req, fmt.Errorf("option %q: a JSON process spec takes only --stdin and --log-max-size; say the rest in the JSON", o)
 			}
-			req.Stdin = true
 		}
 		req.Spec = []byte(obj)
 		return req, req.Check()
@@ -58,7 +74,7 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 				req.Terminal = true
 			}
 			continue
-		case "--cwd", "--env", "--user":
+		case "--cwd", "--env", "--user", "--log-max-size":
 		default:
 			return req, fmt.Errorf("unknown option %q (%s)", a, execUsage)
 		}
@@ -76,6 +92,11 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 			req.Env = append(req.Env, val)
 		case "--user":
 			req.User = val
+		case "--log-max-size":
+			var err error
+			if req.LogMaxSize, err = parseLogMaxSize(val); err != nil {
+				return req, err
+			}
 		}
 	}
 	if len(req.Args) == 0 {

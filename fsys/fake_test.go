@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ctrfs/ctrfs/runtime"
 )
@@ -262,3 +263,39 @@ func (r *fakeOutput) Ready() <-chan struct{} {
 }
 
 func (r *fakeOutput) Close() error { return nil }
+
+func (p *fakeProcess) OpenLog(stream string) (OutputLog, error) { return &fakeLog{p: p}, nil }
+
+func (p *fakeProcess) OutputStat(stream string) (int64, time.Time, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return int64(len(p.out)), time.Time{}, nil
+}
+
+func (p *fakeProcess) OutputLost(stream string) (int64, error) { return 0, nil }
+
+// fakeLog reads a fakeProcess's stdout as a log that keeps everything.
+type fakeLog struct{ p *fakeProcess }
+
+func (l *fakeLog) ReadAt(buf []byte, off int64) (int, int64, error) {
+	l.p.mu.Lock()
+	defer l.p.mu.Unlock()
+	if off >= int64(len(l.p.out)) {
+		return 0, off, nil
+	}
+	return copy(buf, l.p.out[off:]), off, nil
+}
+
+func (l *fakeLog) Ready() <-chan struct{} {
+	l.p.mu.Lock()
+	defer l.p.mu.Unlock()
+	return l.p.change
+}
+
+func (l *fakeLog) Exited() bool {
+	l.p.mu.Lock()
+	defer l.p.mu.Unlock()
+	return l.p.exited
+}
+
+func (l *fakeLog) Close() error { return nil }

@@ -91,7 +91,7 @@ func text(s string) []byte {
 }
 
 // readOnlyFile gives a read-only file node (events, wait, the watched and
-// the output files) its mode, 0444, and refuses every change, truncation
+// the output files) its owner and mode (setAttr: the access policy), and refuses every change, truncation
 // included, with EACCES.
 type readOnlyFile struct{}
 

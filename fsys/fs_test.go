@@ -238,7 +238,7 @@ func TestFSStreamReadsToEOF(t *testing.T) {
 	c := rt.add("web")
 	p := c.procs["init"]
 	dir := mountFake(t, rt)
-	stdout := filepath.Join(dir, "web", "processes", "init", "stdout")
+	stdout := filepath.Join(dir, "web", "processes", "init", "stdout.follow")
 
 	fd := open(t, stdout, unix.O_RDONLY|unix.O_NONBLOCK)
 	buf := make([]byte, 64)
@@ -282,5 +282,39 @@ func TestFSStreamReadsToEOF(t *testing.T) {
 	}
 	if n, err := unix.Read(fd, buf); err != nil || n != 0 {
 		t.Errorf("non-blocking read at the end after the exit = %d, %v; want EOF", n, err)
+	}
+}
+
+// TestFSLogFile: stdout as a log file: stat gives the length so far (never
+// cached), reads at an offset give what is there and EOF at the end, lseek
+// works, and a read of a running process's output at its end returns.
+func TestFSLogFile(t *testing.T) {
+	rt := newFakeRuntime()
+	c := rt.add("web")
+	p := c.procs["init"]
+	dir := mountFake(t, rt)
+	stdout := filepath.Join(dir, "web", "processes", "init", "stdout")
+	p.write("one\ntwo\n")
+	fd := open(t, stdout, unix.O_RDONLY)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != 8 {
+		t.Errorf("fstat: size %d, %v; want 8", st.Size, err)
+	}
+	buf := make([]byte, 64)
+	if n, err := unix.Pread(fd, buf, 4); err != nil || string(buf[:n]) != "two\n" {
+		t.Errorf("pread at 4 = %q, %v", buf[:max(n, 0)], err)
+	}
+	if off, err := unix.Seek(fd, 0, unix.SEEK_END); err != nil || off != 8 {
+		t.Errorf("lseek SEEK_END = %d, %v; want 8", off, err)
+	}
+	if n, err := unix.Read(fd, buf); n != 0 || err != nil {
+		t.Errorf("read at the end of a running process's log = %d, %v; want EOF", n, err)
+	}
+	p.write("three\n")
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != 14 {
+		t.Errorf("fstat after growth: size %d, %v; want 14", st.Size, err)
+	}
+	if n, err := unix.Read(fd, buf); err != nil || string(buf[:n]) != "three\n" {
+		t.Errorf("read after growth = %q, %v", buf[:max(n, 0)], err)
 	}
 }

@@ -28,6 +28,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		req := runtime.CreateRequest{Start: start}
 		var labels, rtArgs []string
 		args, command, dashdash := cutCommand(args)
+		var logMax string
 		pos, err := parseFlags(args,
 			map[string]*bool{"--no-pivot": &req.NoPivot, "--stdin": &req.Stdin, "--tty": &req.TTY},
 			map[string]func(string){
@@ -40,6 +41,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--env":            func(v string) { req.Env = append(req.Env, v) },
 				"--workdir":        func(v string) { req.Workdir = v },
 				"--user":           func(v string) { req.User = v },
+				"--log-max-size":   func(v string) { logMax = v },
 			})
 		if err != nil {
 			return req, err
@@ -52,7 +54,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		case dashdash || containsFlag(args, "--env") || containsFlag(args, "--workdir") || containsFlag(args, "--user"):
 			return req, fmt.Errorf("--env, --workdir, --user and a command after -- are for --image only")
 		case len(pos) != 2:
-			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
+			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--log-max-size SIZE] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
 		default:
 			req.ID, req.Bundle = pos[0], pos[1]
 		}
@@ -72,6 +74,11 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		}
 		if containsFlag(args, "--checkpoint") {
 			if err := runtime.CheckName("checkpoint name", req.Checkpoint); err != nil {
+				return req, err
+			}
+		}
+		if containsFlag(args, "--log-max-size") {
+			if req.LogMaxSize, err = parseLogMaxSize(logMax); err != nil {
 				return req, err
 			}
 		}

@@ -3,6 +3,7 @@ package fsys
 import (
 	"context"
 	"syscall"
+	"time"
 
 	"github.com/ctrfs/ctrfs/runtime"
 )
@@ -68,6 +69,9 @@ type Process interface {
 	Exited() <-chan struct{}
 	Done() <-chan struct{}
 	OpenOutput(stream string) (OutputReader, error)
+	OpenLog(stream string) (OutputLog, error)
+	OutputStat(stream string) (size int64, mtime time.Time, err error)
+	OutputLost(stream string) (int64, error)
 	OpenStdin() StdinWriter
 
 	Signal(ctx context.Context, sig syscall.Signal) error
@@ -81,6 +85,15 @@ type OutputReader interface {
 	Read(buf []byte) (int, error) // runtime.ErrWouldBlock at the end while the process runs
 	Readable() bool
 	Ready() <-chan struct{} // closed at the next change
+	Close() error
+}
+
+// OutputLog reads a process's stdout or stderr as a file (see
+// runtime.OutputLog).
+type OutputLog interface {
+	ReadAt(buf []byte, off int64) (n int, at int64, err error)
+	Ready() <-chan struct{} // closed at the next change
+	Exited() bool           // the stream is complete
 	Close() error
 }
 
@@ -160,6 +173,14 @@ func (p rtProcess) OpenOutput(stream string) (OutputReader, error) {
 	return r, nil
 }
 
+func (p rtProcess) OpenLog(stream string) (OutputLog, error) {
+	l, err := p.Process.OpenLog(stream)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 func (p rtProcess) OpenStdin() StdinWriter { return p.Process.OpenStdin() }
 
 // wrapAll wraps each of runtime's values for fsys.
@@ -176,6 +197,7 @@ var (
 	_ Container    = rtContainer{}
 	_ Process      = rtProcess{}
 	_ OutputReader = (*runtime.OutputReader)(nil)
+	_ OutputLog    = (*runtime.OutputLog)(nil)
 	_ StdinWriter  = (*runtime.StdinWriter)(nil)
 	_ Subscription = (*runtime.Subscription)(nil)
 )

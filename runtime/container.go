@@ -161,6 +161,12 @@ type Status struct {
 	// RestoredFrom is the checkpoint directory the container was
 	// restored from, if it was.
 	RestoredFrom string `json:"restored_from,omitempty"`
+	// LogMaxSize is the bound of init's output logs, and the execs'
+	// unless they say otherwise (0: none, see logbound.go).
+	LogMaxSize int64 `json:"log_max_size"`
+	// Lost is how many bytes of init's stdout and stderr their logs let
+	// go (punched out at the bound, or never written).
+	Lost map[string]int64 `json:"lost"`
 }
 
 // Status gathers the status from memory.
@@ -173,7 +179,7 @@ func (c *Container) Status() Status {
 		Runtime: rec.Runtime, RuntimePath: rec.RuntimePath, RuntimeArgs: rec.RuntimeArgs,
 		OCIVersion: rec.OCIVersion, Created: rec.Created, Started: rec.Started, Exited: exited,
 		Labels: rec.Labels, Annotations: rec.Annotations, Resources: rec.Resources,
-		RestoredFrom: rec.RestoredFrom,
+		RestoredFrom: rec.RestoredFrom, LogMaxSize: c.rt.logMaxSize(nil, rec.LogMaxSize), Lost: c.init.outputLost(),
 	}
 	if s.Resources == nil {
 		s.Resources = &specs.LinuxResources{}

@@ -47,6 +47,9 @@ type CreateRequest struct {
 	Workdir string
 	User    string
 	Args    []string
+	// LogMaxSize bounds the output logs of init and, unless an exec says
+	// otherwise, of the execs (0: no bound); nil: the daemon's.
+	LogMaxSize *int64
 }
 
 // reservedIDs are names the mount's root ("ctl", "version", "events",
@@ -62,6 +65,9 @@ var reservedRuntimeArgs = []string{"--root", "--log", "--log-format"}
 // touching the host: the parser calls it so a whole write is checked before
 // any of it runs.
 func (req *CreateRequest) Check() error {
+	if err := checkLogMaxSize(req.LogMaxSize); err != nil {
+		return err
+	}
 	if err := CheckName("container id", req.ID); err != nil {
 		return err
 	}
@@ -330,7 +336,7 @@ func (r *Runtime) containerOf(plan *createPlan) (*Container, error) {
 		ID: req.ID, Bundle: filepath.Clean(req.Bundle), Rootfs: rootfs,
 		Runtime: filepath.Base(plan.rtName), RuntimePath: plan.rtPath, RuntimeArgs: req.RuntimeArgs,
 		NoPivot: req.NoPivot, Labels: req.Labels, Annotations: spec.Annotations,
-		OCIVersion: spec.Version, Created: time.Now().UTC(),
+		OCIVersion: spec.Version, Created: time.Now().UTC(), LogMaxSize: req.LogMaxSize,
 	}
 	if spec.Linux != nil {
 		rec.Resources = spec.Linux.Resources
@@ -366,7 +372,7 @@ func (r *Runtime) launchInit(ctx context.Context, c *Container, plan *createPlan
 	_, err := r.shims.launch(ctx, c.init.dir, proto.Config{
 		ID: req.ID, Process: initProcess, Action: action, Bundle: c.rec.Bundle,
 		Runtime: plan.rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
-		NoPivot: req.NoPivot, LogMaxSize: r.cfg.LogMaxSize, Restore: plan.restore,
+		NoPivot: req.NoPivot, LogMaxSize: shimLogMax(r.logMaxSize(nil, req.LogMaxSize)), Restore: plan.restore,
 		Stdin: c.init.stdin, Terminal: c.init.tty,
 	})
 	if err != nil && plan.restore != nil {

@@ -80,7 +80,7 @@ func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error)
 	cfg := proto.Config{
 		ID: c.id, Process: req.Name, Action: proto.ActionExec, Bundle: c.rec.Bundle,
 		Runtime: c.rec.RuntimePath, RuntimeRoot: c.rt.runtimeRoot, RuntimeArgs: c.rec.RuntimeArgs,
-		LogMaxSize: c.rt.cfg.LogMaxSize, Spec: spec, Stdin: req.Stdin, Terminal: ps.Terminal,
+		LogMaxSize: shimLogMax(c.rt.logMaxSize(req.LogMaxSize, c.rec.LogMaxSize)), Spec: spec, Stdin: req.Stdin, Terminal: ps.Terminal,
 	}
 	p := newProcess(c, req.Name, dir, spec, cfg)
 	t0 := time.Now()

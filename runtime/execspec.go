@@ -38,6 +38,9 @@ type ExecRequest struct {
 	// Spec is the JSON form: its top-level fields replace the container's;
 	// "terminal" is false unless it says true.
 	Spec []byte
+	// LogMaxSize bounds the process's output logs (0: no bound); nil:
+	// the container's.
+	LogMaxSize *int64
 }
 
 // The size of a new terminal, when the spec gives none.
@@ -52,6 +55,9 @@ var reservedProcessNames = map[string]bool{recordFile: true, specCopyFile: true,
 // the parser calls it so that a whole write is checked before any of it
 // runs.
 func (r *ExecRequest) Check() error {
+	if err := checkLogMaxSize(r.LogMaxSize); err != nil {
+		return err
+	}
 	if err := CheckName("process name", r.Name); err != nil {
 		return err
 	}

@@ -162,8 +162,8 @@ func readUntilBlock(r *OutputReader) (string, error) {
 	}
 }
 
-// A reader that falls behind a trimmed log goes on at the oldest byte
-// kept, and counts what it lost.
+// A reader that falls behind a trimmed log is told once, goes on at the
+// oldest byte kept, and counts what it lost; Lost counts the punched bytes.
 func TestOutputSkipsTrimmed(t *testing.T) {
 	p, w := outputProcess(t)
 	r, err := p.OpenOutput(Stdout)
@@ -181,6 +181,14 @@ func TestOutputSkipsTrimmed(t *testing.T) {
 		t.Skipf("no holes here: %v", err)
 	}
 	exitNow(p)
+	_, err = r.Read(buf)
+	var lost *OutputLostError
+	if !errors.As(err, &lost) || lost.Bytes != 32<<10-100 {
+		t.Fatalf("the read that skips: %v; want an OutputLostError of %d bytes", err, 32<<10-100)
+	}
+	if n, err := p.OutputLost(Stdout); err != nil || n != 32<<10 {
+		t.Errorf("OutputLost = %d, %v; want %d", n, err, 32<<10)
+	}
 	rest, err := readUntilBlock(r)
 	if err != io.EOF {
 		t.Fatalf("read: %v", err)

@@ -49,6 +49,9 @@ type containerRecord struct {
 	// Image is the manifest digest of the image the container was run
 	// from; its bundle is then <state>/<id>/bundle (runtime/image.go).
 	Image string `json:"image,omitempty"`
+	// LogMaxSize is the container's bound of output logs (create's
+	// --log-max-size; 0: none); absent: the daemon's.
+	LogMaxSize *int64 `json:"log_max_size,omitempty"`
 }
 
 // writeJSONAtomic writes a JSON document of the state directory so that a

@@ -3,8 +3,10 @@ package shim
 import (
 	"errors"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/ctrfs/ctrfs/shim/proto"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,18 +18,46 @@ import (
 // lands. Writes never fail and never block on the bound: a process whose
 // output nobody reads must not stall. On a filesystem that cannot punch
 // holes it keeps the first max bytes instead and drops the rest.
+//
+// A max below 0 keeps everything, as long as the disk guard allows: while
+// the log's filesystem has less than diskGuard free, bytes are dropped
+// (counted) rather than fill the disk the daemon needs for its own state.
+//
+// Bytes dropped (never written) are published in lostPath, so that the
+// daemon can tell readers about them while the process runs: the punched
+// ones it sees itself (SEEK_DATA).
 type boundedFile struct {
-	f     *os.File
-	max   int64
-	align int64 // punches cover whole multiples of this
-	size  int64 // the file's size: offset of the next byte
-	start int64 // first byte still kept
-	punch bool  // holes work here; else keep the head and drop
+	f        *os.File
+	lostPath string // where dropped is published ("" for none)
+	max      int64  // < 0: no bound, only the disk guard
+	align    int64  // punches cover whole multiples of this
+	size     int64  // the file's size: offset of the next byte
+	start    int64  // first byte still kept
+	punch    bool   // holes work here; else keep the head and drop
 
 	trimmed int64 // bytes punched out of the front
-	dropped int64 // bytes never written (no holes, or after an error)
+	dropped int64 // bytes never written (no holes, the disk guard, or after an error)
 	err     error // first write error; from then on everything is dropped
+
+	published    int64     // dropped as last published
+	publishedAt  time.Time // when
+	sinceCheck   int64     // bytes written since the disk guard last looked
+	guardOn      bool      // the disk was short of room at the last look
+	guardChecked bool
 }
+
+// diskGuard is what an unbounded log leaves free on its filesystem: a
+// twentieth of the filesystem, at most 1 GiB. It is looked at every
+// guardEvery bytes (one fstatfs).
+func diskGuard(st *unix.Statfs_t) int64 {
+	return min(int64(st.Blocks)*st.Bsize/20, 1<<30)
+}
+
+const guardEvery = 1 << 20
+
+// publishEvery spaces the updates of the lost file while bytes are being
+// dropped; the last count is always published at close.
+const publishEvery = 100 * time.Millisecond
 
 func openBounded(path string, max int64) (*boundedFile, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -39,7 +69,12 @@ func openBounded(path string, max int64) (*boundedFile, error) {
 		f.Close() // the Stat error is the one to tell
 		return nil, err
 	}
-	b := &boundedFile{f: f, max: max, align: punchAlign(max), size: st.Size()}
+	b := &boundedFile{f: f, lostPath: path + proto.LostSuffix, max: max, align: punchAlign(max), size: st.Size()}
+	// A log reopened (a restore) goes on counting from what it had lost.
+	if data, err := os.ReadFile(b.lostPath); err == nil {
+		b.dropped, _ = strconv.ParseInt(string(data), 10, 64)
+		b.published = b.dropped
+	}
 	b.start = firstData(int(f.Fd()), b.size)
 	// Probe for hole support past the end, where punching changes nothing.
 	probe := alignUp(b.size, 4096)
@@ -73,7 +108,12 @@ func firstData(fd int, size int64) int64 {
 // reports all of p as written.
 func (b *boundedFile) Write(p []byte) (int, error) {
 	data := p
-	if !b.punch {
+	switch {
+	case b.max < 0:
+		if b.diskShort(len(p)) {
+			data = nil
+		}
+	case !b.punch:
 		room := max(b.max-b.size, 0)
 		if int64(len(data)) > room {
 			data = data[:room]
@@ -85,10 +125,46 @@ func (b *boundedFile) Write(p []byte) (int, error) {
 		b.size += int64(n)
 	}
 	b.dropped += int64(len(p) - n)
-	if b.punch && b.size-b.start > b.max && b.err == nil {
+	if b.max >= 0 && b.punch && b.size-b.start > b.max && b.err == nil {
 		b.trim()
 	}
+	if b.dropped != b.published && time.Since(b.publishedAt) >= publishEvery {
+		b.publish()
+	}
 	return len(p), nil
+}
+
+// diskShort reports whether the disk guard holds an unbounded log back
+// now; it looks at the filesystem once every guardEvery bytes.
+func (b *boundedFile) diskShort(n int) bool {
+	b.sinceCheck += int64(n)
+	if b.guardChecked && b.sinceCheck < guardEvery {
+		return b.guardOn
+	}
+	b.guardChecked = true
+	b.sinceCheck = 0
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(b.f.Fd()), &st); err != nil {
+		return b.guardOn
+	}
+	b.guardOn = int64(st.Bavail)*st.Bsize < diskGuard(&st)
+	return b.guardOn
+}
+
+// publish writes the dropped count to lostPath (atomically: a reader sees
+// the old count or the new one).
+func (b *boundedFile) publish() {
+	b.publishedAt = time.Now()
+	if b.lostPath == "" {
+		return
+	}
+	tmp := b.lostPath + ".tmp"
+	if err := os.WriteFile(tmp, strconv.AppendInt(nil, b.dropped, 10), 0o600); err != nil {
+		return // the disk is full: the next write tries again
+	}
+	if os.Rename(tmp, b.lostPath) == nil {
+		b.published = b.dropped
+	}
 }
 
 // trim punches the oldest bytes out so that at most max are kept.
@@ -105,7 +181,12 @@ func (b *boundedFile) trim() {
 	b.start = to
 }
 
-func (b *boundedFile) Close() error { return b.f.Close() }
+func (b *boundedFile) Close() error {
+	if b.dropped != b.published {
+		b.publish()
+	}
+	return b.f.Close()
+}
 
 // logCopy copies one output of the process (a pipe, or a terminal's master
 // end) into a bounded file.

@@ -86,7 +86,7 @@ func checkConfig(cfg *proto.Config) error {
 	default:
 		return fmt.Errorf("unknown action %q", cfg.Action)
 	}
-	if cfg.LogMaxSize <= 0 {
+	if cfg.LogMaxSize == 0 { // below 0: no bound
 		cfg.LogMaxSize = defaultLogMaxSize
 	}
 	return nil

@@ -942,3 +942,27 @@ func TestShimCloseStdinDeliversAFullFifo(t *testing.T) {
 		t.Errorf("stdout holds %d bytes of the %d written before close-stdin", got, size)
 	}
 }
+
+// An unbounded log keeps everything; held back by the disk guard it drops
+// and publishes the count beside the log.
+func TestUnboundedLogAndLostFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "stdout")
+	b, err := openBounded(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 3<<20)
+	b.Write(big)
+	b.guardChecked, b.guardOn, b.sinceCheck = true, true, 0 // as if the disk were short
+	b.Write([]byte("dropped"))
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st == nil || st.Size() != 3<<20 {
+		t.Errorf("unbounded log size = %v, want %d", st, 3<<20)
+	}
+	if got, err := os.ReadFile(path + proto.LostSuffix); err != nil || string(got) != "7" {
+		t.Errorf("lost file = %q, %v; want 7", got, err)
+	}
+}

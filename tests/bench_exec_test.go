@@ -61,7 +61,7 @@ const throughputBytes = 256 << 20
 
 // BenchmarkStdoutThroughput has a process write 256 MiB to its stdout
 // (`dd` from /dev/zero, 64 KiB blocks) while a Go reader follows
-// processes/NAME/stdout through the mount (1 MiB reads, as os.File does
+// processes/NAME/stdout.follow through the mount (1 MiB reads, as os.File does
 // them: non-blocking, waiting for poll wake-ups), from the exec until EOF:
 // the bytes go process -> pipe -> shim -> log file -> daemon -> FUSE ->
 // reader. The daemon's --log-max-size is above 256 MiB, so every byte is
@@ -86,7 +86,7 @@ func BenchmarkStdoutThroughput(b *testing.B) {
 			b.Fatalf("exec: %v\n%s", err, d.read(id, "ctl"))
 		}
 		stdout := d.path(id, "processes", name, "stdout")
-		n := readAllCount(b, stdout)
+		n := readAllCount(b, stdout+".follow")
 		live += time.Since(start)
 		if n != throughputBytes {
 			b.Fatalf("read %d bytes through the mount, want %d", n, throughputBytes)

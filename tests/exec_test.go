@@ -28,21 +28,21 @@ func TestExecSession(t *testing.T) {
 	}
 
 	sh(`echo "exec sh1 -- sh -c 'echo hello; echo oops >&2; exit 3'" > $C/ctl`)
-	if got := sh(`cat $C/processes/sh1/stdout`); got != "hello\n" {
+	if got := sh(`cat $C/processes/sh1/stdout.follow`); got != "hello\n" {
 		t.Errorf("sh1 stdout = %q, want hello", got)
 	}
-	if got := sh(`cat $C/processes/sh1/stderr`); got != "oops\n" {
+	if got := sh(`cat $C/processes/sh1/stderr.follow`); got != "oops\n" {
 		t.Errorf("sh1 stderr = %q, want oops", got)
 	}
-	// stdout's EOF came once sh1 had exited: its status is there.
+	// stdout.follow's EOF came once sh1 had exited: its status is there.
 	if got := sh(`cat $C/processes/sh1/exit`); got != "3\n" {
 		t.Errorf("sh1 exit = %q, want 3", got)
 	}
 
 	sh(`echo "exec cat1 --stdin -- cat" > $C/ctl`)
 	shFollow := make(chan shResult, 1)
-	go func() { shFollow <- d.sh(`cat $C/processes/cat1/stdout`, env...) }()
-	goFollow := d.follow(id, "processes", "cat1", "stdout")
+	go func() { shFollow <- d.sh(`cat $C/processes/cat1/stdout.follow`, env...) }()
+	goFollow := d.follow(id, "processes", "cat1", "stdout.follow")
 	sh(`echo ping > $C/processes/cat1/stdin`)
 	goFollow.waitFor("ping\n")
 	select {
@@ -65,7 +65,7 @@ func TestExecSession(t *testing.T) {
 	d.waitExit(id, "cat1", "0")
 
 	sh(`echo 'exec j1 {"args":["sh","-c","id -u"],"user":{"uid":1000,"gid":1000},"cwd":"/"}' > $C/ctl`)
-	if got := sh(`cat $C/processes/j1/stdout`); got != "1000\n" {
+	if got := sh(`cat $C/processes/j1/stdout.follow`); got != "1000\n" {
 		t.Errorf("j1 stdout = %q, want 1000", got)
 	}
 	d.waitExit(id, "j1", "0")
@@ -77,7 +77,7 @@ func TestExecSession(t *testing.T) {
 	// the second; this one shows the starting size (80x24), waits for the
 	// resize to reach it, shows the new size and stays up.
 	sh(`echo "$T1" > $C/ctl`, `T1=exec t1 --tty -- sh -c 'stty size; until [ "$(stty size)" = "40 100" ]; do sleep 0.05; done; stty size; exec sleep 1000'`)
-	t1 := d.follow(id, "processes", "t1", "stdout")
+	t1 := d.follow(id, "processes", "t1", "stdout.follow")
 	t1.waitFor("24 80\r\n")
 	sh(`echo "resize 100 40" > $C/processes/t1/ctl`)
 	t1.waitFor("24 80\r\n40 100\r\n")

@@ -30,7 +30,7 @@ func TestStdinRoundTrip(t *testing.T) {
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	out := d.follow(id, "processes", "cat", "stdout")
+	out := d.follow(id, "processes", "cat", "stdout.follow")
 	if err := d.writeStdin(id, "cat", data); err != nil {
 		t.Fatalf("write 4 MiB to stdin: %v", err)
 	}
@@ -60,11 +60,11 @@ func TestFollowFromBeforeOutput(t *testing.T) {
 	// The process waits for a line on stdin before it prints, so the
 	// readers are surely attached before its first byte.
 	d.mustExec(id, `pr --stdin -- sh -c 'read go; i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done; echo to-stderr >&2'`)
-	a := d.follow(id, "processes", "pr", "stdout")
-	b := d.follow(id, "processes", "pr", "stdout")
-	e := d.follow(id, "processes", "pr", "stderr")
+	a := d.follow(id, "processes", "pr", "stdout.follow")
+	b := d.follow(id, "processes", "pr", "stdout.follow")
+	e := d.follow(id, "processes", "pr", "stderr.follow")
 	shCat := make(chan shResult, 1)
-	go func() { shCat <- d.sh("cat " + d.path(id, "processes", "pr", "stdout")) }()
+	go func() { shCat <- d.sh("cat " + d.path(id, "processes", "pr", "stdout.follow")) }()
 	time.Sleep(50 * time.Millisecond)
 	if a.text() != "" || a.ended() {
 		t.Fatalf("a reader of a silent process got %q (ended %v)", a.text(), a.ended())
@@ -106,7 +106,7 @@ func TestStreamBlockingAndPoll(t *testing.T) {
 	id := newID("poll")
 	d.run(id, demoBundle(t))
 	d.mustExec(id, "cat --stdin -- cat")
-	out := d.path(id, "processes", "cat", "stdout")
+	out := d.path(id, "processes", "cat", "stdout.follow")
 
 	fd, err := unix.Open(out, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -212,7 +212,7 @@ func TestExecSurvivesDaemonKill(t *testing.T) {
 	for i := 0; i < lines; i++ {
 		fmt.Fprintf(&want, "line %d\n", i)
 	}
-	got := d.follow(id, "processes", "printer", "stdout").eof()
+	got := d.follow(id, "processes", "printer", "stdout.follow").eof()
 	if got != want.String() {
 		gl := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
 		t.Errorf("printer's stdout after a restart: %d lines (first %q, last %q), want %d in order", len(gl), gl[0], gl[len(gl)-1], lines)
@@ -225,7 +225,7 @@ func TestExecSurvivesDaemonKill(t *testing.T) {
 		t.Fatalf("stdin after the restart: %v", err)
 	}
 	d.mustCtl("close-stdin", id, "processes", "reader")
-	if got := d.follow(id, "processes", "reader", "stdout").eof(); got != "got before\ngot after\nend\n" {
+	if got := d.follow(id, "processes", "reader", "stdout.follow").eof(); got != "got before\ngot after\nend\n" {
 		t.Errorf("reader's stdout = %q", got)
 	}
 	d.waitExit(id, "reader", "0")
@@ -251,7 +251,7 @@ func TestLogBoundKeepsTheTail(t *testing.T) {
 	// test paces the writer, so its reader surely keeps up.
 	const chunks = 64
 	d.mustExec(id, `chunky --stdin -- sh -c 'n=0; while read x; do i=0; while [ $i -lt 1024 ]; do printf "%05d %05d ...................\n" $n $i; i=$((i+1)); done; n=$((n+1)); done'`)
-	r := d.follow(id, "processes", "chunky", "stdout")
+	r := d.follow(id, "processes", "chunky", "stdout.follow")
 	var want strings.Builder
 	for n := 0; n < chunks; n++ {
 		for i := 0; i < 1024; i++ {
@@ -286,7 +286,7 @@ func TestInitStdinAndTTY(t *testing.T) {
 	d := startDaemon(t)
 	catID := newID("istdin")
 	d.run(catID, newBundle(t, "sh", "-c", "cat; exit 4"), "--stdin")
-	out := d.follow(catID, "processes", "init", "stdout")
+	out := d.follow(catID, "processes", "init", "stdout.follow")
 	if err := d.writeStdin(catID, "init", []byte("to init\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestInitStdinAndTTY(t *testing.T) {
 	}
 	ttyID := newID("itty")
 	d.mustCtl("create "+ttyID+" "+ttyBundle+" --tty", "")
-	o := d.follow(ttyID, "processes", "init", "stdout")
+	o := d.follow(ttyID, "processes", "init", "stdout.follow")
 	d.mustCtl("start", ttyID)
 	o.waitFor("24 80\r\n")
 	d.mustCtl("resize 120 33", ttyID, "processes", "init")
@@ -406,7 +406,7 @@ func TestFollowEndsOnlyWithTheLastByte(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		name := fmt.Sprintf("big%d", round)
 		d.mustExec(id, name+` --stdin -- sh -c 'read go; echo start; sleep 0.2; cat /tmp/big'`)
-		r := d.follow(id, "processes", name, "stdout")
+		r := d.follow(id, "processes", name, "stdout.follow")
 		if err := d.writeStdin(id, name, []byte("go\n")); err != nil {
 			t.Fatal(err)
 		}

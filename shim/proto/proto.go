@@ -71,8 +71,18 @@ const (
 	// whole blocks out of the file (a hole), so file offsets stay the
 	// offsets of the stream and the first byte still kept is where
 	// lseek(SEEK_DATA) lands. With a terminal all output is in StdoutLog.
+	// With Config.LogMaxSize below 0 a log has no bound and keeps every
+	// byte while its filesystem has room to spare (the shim's disk guard).
 	StdoutLog = "stdout"
 	StderrLog = "stderr"
+	// LostSuffix names, after a log's name, the file in which the shim
+	// publishes how many bytes of that stream it never wrote (decimal, no
+	// newline; absent while none): a log at its bound on a filesystem
+	// without holes, held back by the disk guard, or after a write error.
+	// The bytes punched out of a log's start are not counted there: they
+	// are where lseek(SEEK_DATA) lands. Written atomically (tmp + rename),
+	// at most every 100 ms while it changes, and at the end.
+	LostSuffix = ".lost"
 	// StdinFifo is a fifo made by the daemon when the process was given a
 	// stdin (Config.Stdin). The shim holds it open (O_RDWR) and copies what
 	// arrives to the process; the daemon writes into it. On close-stdin the
@@ -135,7 +145,8 @@ type Config struct {
 	// RuntimeArgs are extra global runtime flags, placed before the command.
 	RuntimeArgs []string `json:"runtime_args,omitempty"`
 	NoPivot     bool     `json:"no_pivot,omitempty"`
-	// LogMaxSize bounds each of the stdout and stderr logs, in bytes.
+	// LogMaxSize bounds each of the stdout and stderr logs, in bytes; 0
+	// means the shim's default (8 MiB), below 0 no bound (see StdoutLog).
 	LogMaxSize int64 `json:"log_max_size"`
 	// Restore is the checkpoint to restore from, for ActionRestore.
 	Restore *Restore `json:"restore,omitempty"`

@@ -44,6 +44,10 @@ type CreateRequest struct {
 	Workdir string
 	User    string
 	Args    []string
+	// Config, with Image, is the caller's whole OCI config.json (an
+	// absolute path), taken instead of the generated one: ctrfs sets only
+	// root.path (imageconfig.go).
+	Config string
 }
 
 // reservedIDs are names the mount's root ("ctl", "version", "events",
@@ -66,6 +70,9 @@ func (req *CreateRequest) Check() error {
 		return Errorf(KindInvalid, "container id %q is reserved: the mount's root or the state directory uses that name", req.ID)
 	}
 	if err := req.checkImage(); err != nil {
+		return err
+	}
+	if err := req.checkCallerConfig(); err != nil {
 		return err
 	}
 	if req.Image == "" && !filepath.IsAbs(req.Bundle) {
@@ -188,7 +195,7 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 		}
 		req.Bundle, image = bundle, digest
 		// What the image options said is in the bundle's config.json now.
-		req.Image, req.Env, req.Workdir, req.User, req.Args = "", nil, "", "", nil
+		req.Image, req.Env, req.Workdir, req.User, req.Args, req.Config = "", nil, "", "", nil, ""
 	}
 	plan, err := r.planCreate(req)
 	if err != nil {

@@ -15,7 +15,7 @@ EXIT_BENCHTIME ?= 40x
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/ctrfs ./cmd/ctrfs-shim
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/ctrfs ./cmd/ctrfs-shim ./cmd/ctrfs-cri
 
 # Installs runc, fuse3, busybox-static, inotify-tools and criu when missing (as root).
 deps:

@@ -42,6 +42,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--workdir":        func(v string) { req.Workdir = v },
 				"--user":           func(v string) { req.User = v },
 				"--log-max-size":   func(v string) { logMax = v },
+				"--config":         func(v string) { req.Config = v },
 			})
 		if err != nil {
 			return req, err
@@ -103,13 +104,13 @@ func cutCommand(args []string) (opts, command []string, dashdash bool) {
 // imageCreateArgs fills the id and the command of `create ID --image REF`.
 func imageCreateArgs(verb string, req *runtime.CreateRequest, args, pos, command []string) error {
 	if len(pos) < 1 {
-		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
+		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--config PATH] [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
 	}
 	req.ID, req.Args = pos[0], append(pos[1:len(pos):len(pos)], command...)
 	for _, o := range []struct {
 		flag string
 		val  string
-	}{{"--image", req.Image}, {"--workdir", req.Workdir}, {"--user", req.User}} {
+	}{{"--image", req.Image}, {"--workdir", req.Workdir}, {"--user", req.User}, {"--config", req.Config}} {
 		if o.val == "" && containsFlag(args, o.flag) {
 			return fmt.Errorf("%s: empty value", o.flag)
 		}

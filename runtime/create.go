@@ -50,6 +50,10 @@ type CreateRequest struct {
 	// LogMaxSize bounds the output logs of init and, unless an exec says
 	// otherwise, of the execs (0: no bound); nil: the daemon's.
 	LogMaxSize *int64
+	// Config, with Image, is the caller's whole OCI config.json (an
+	// absolute path), taken instead of the generated one: ctrfs sets only
+	// root.path (imageconfig.go).
+	Config string
 }
 
 // reservedIDs are names the mount's root ("ctl", "version", "events",
@@ -75,6 +79,9 @@ func (req *CreateRequest) Check() error {
 		return Errorf(KindInvalid, "container id %q is reserved: the mount's root or the state directory uses that name", req.ID)
 	}
 	if err := req.checkImage(); err != nil {
+		return err
+	}
+	if err := req.checkCallerConfig(); err != nil {
 		return err
 	}
 	if req.Image == "" && !filepath.IsAbs(req.Bundle) {
@@ -254,7 +261,7 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 		}
 		req.Bundle, image = bundle, digest
 		// What the image options said is in the bundle's config.json now.
-		req.Image, req.Env, req.Workdir, req.User, req.Args = "", nil, "", "", nil
+		req.Image, req.Env, req.Workdir, req.User, req.Args, req.Config = "", nil, "", "", nil, ""
 	}
 	plan, err := r.planCreate(ctx, req)
 	if err != nil {

@@ -195,6 +195,16 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 	if err != nil {
 		return "", "", imageError(req.verb()+": --image", err)
 	}
+	if req.Config != "" {
+		raw, err := callerSpec(req.Config, filepath.Base(rootfs))
+		if err != nil {
+			return "", "", err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
+			return "", "", err
+		}
+		return bundle, im.Digest, nil
+	}
 	spec, err := images.Spec(config, rootfs, images.SpecOptions{
 		ID: req.ID, Rootfs: filepath.Base(rootfs), Env: req.Env, Workdir: req.Workdir,
 		User: req.User, Args: req.Args, Terminal: req.TTY,

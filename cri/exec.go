@@ -53,7 +53,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	read := func(stream string) chan result {
 		ch := make(chan result, 1)
 		go func() {
-			f, err := os.Open(s.t.path(c.ID, "processes", name, stream))
+			f, err := os.Open(s.t.path(c.ID, "processes", name, stream+".follow"))
 			if err != nil {
 				ch <- result{err: err}
 				return

@@ -11,7 +11,7 @@ import (
 )
 
 // Container logs in the CRI log format ("TIMESTAMP STREAM P|F LINE"), at the
-// path the kubelet gives, copied from the container's processes/init/stdout
+// path the kubelet gives, copied from the container's processes/init/stdout.follow
 // and stderr streams of the tree. The position copied so far is kept in
 // <state>/logs/ID.json (at most once a second, and at the end), so that a
 // restart of this server resumes the copy instead of starting it over.
@@ -99,7 +99,7 @@ func (lc *logCopier) save() {
 
 // copy follows one stream until its EOF (the process exited) or a stop.
 func (lc *logCopier) copy(stream string) {
-	f, err := os.Open(lc.s.t.path(lc.id, "processes", "init", stream))
+	f, err := os.Open(lc.s.t.path(lc.id, "processes", "init", stream+".follow"))
 	if err != nil {
 		return
 	}

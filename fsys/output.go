@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -141,12 +142,42 @@ func (h *logHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.
 	}
 	buf := make([]byte, req.Size)
 	n, at, err := h.l.ReadAt(buf, from)
+	if err == nil && n == 0 && h.drainPending(ctx) {
+		n, at, err = h.l.ReadAt(buf, from)
+	}
 	if err != nil {
 		return errnoOf(err)
 	}
 	resp.Data = buf[:n]
 	h.nextOff, h.nextLog = req.Offset+int64(n), at+int64(n)
 	return nil
+}
+
+// drainWait bounds how long a read at the end of the log of an exited
+// process waits for its shim to write the last output.
+const drainWait = 5 * time.Second
+
+// drainPending is for a read that found the end of the log: if the process
+// has exited but its shim has not yet written the last of its output (the
+// exit is reported first, so that waiters wake at once), it waits for the
+// shim to be done and says to read again. So `cat wait; cat
+// stdout` gives every byte, as it did when stdout followed. A running
+// process's end is simply its end for now.
+func (h *logHandle) drainPending(ctx context.Context) bool {
+	p := h.f.p
+	select {
+	case <-p.Exited():
+	default:
+		return false
+	}
+	// Read again even if the shim is done by now: it may have finished
+	// after the read that found the end.
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+	case <-time.After(drainWait):
+	}
+	return true
 }
 
 func (h *logHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +153,7 @@ func lockStateDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flockOrWait(f); err != nil {
 		holder, _ := os.ReadFile(f.Name()) // only for the message
 		f.Close()
 		if err == unix.EWOULDBLOCK {
@@ -165,6 +166,38 @@ func lockStateDir(dir string) (*os.File, error) {
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
 	return f, nil
+}
+
+// lockGrace bounds how long a daemon waits for the lock of a holder that is
+// dead already.
+const lockGrace = 5 * time.Second
+
+// flockOrWait takes the lock at once, or, while the daemon that wrote its
+// pid into the file is gone, waits a moment for it: a child that daemon
+// was forking when it was killed shares the lock until its exec closes it
+// (close-on-exec), which a loaded machine can take a while to get to. A
+// live holder is refused at once.
+func flockOrWait(f *os.File) error {
+	deadline := time.Now().Add(lockGrace)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK || time.Now().After(deadline) || holderAlive(f) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// holderAlive says whether the pid written in the lock file is a live
+// process (or cannot be read: then it counts as alive).
+func holderAlive(f *os.File) bool {
+	b := make([]byte, 32)
+	n, _ := f.ReadAt(b, 0)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	if err != nil || pid <= 0 {
+		return true
+	}
+	return unix.Kill(pid, 0) != unix.ESRCH
 }
 
 // runtimeVersion asks the runtime its version, once, at start.

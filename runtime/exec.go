@@ -85,20 +85,20 @@ func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error)
 	p := newProcess(c, req.Name, dir, spec, cfg)
 	t0 := time.Now()
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, Errorf(KindInternal, "exec: %v", err)
+		return nil, Errorf(KindInternal, "exec: %w", err)
 	}
 	if _, err := c.rt.shims.launch(ctx, dir, cfg); err != nil {
 		c.undoExec(dir)
 		if KindOf(err) == KindRuntime {
-			err = Errorf(KindRuntime, "exec: %s: %v", req.Name, err)
+			err = Errorf(KindRuntime, "exec: %s: %w", req.Name, err)
 			c.publish(Event{Type: EventError, Process: req.Name, Message: err.Error()})
 			return nil, err
 		}
-		return nil, Errorf(KindInternal, "exec: %s: %v", req.Name, err)
+		return nil, Errorf(KindInternal, "exec: %s: %w", req.Name, err)
 	}
 	if err := p.readPidFile(); err != nil {
 		c.undoExec(dir)
-		return nil, Errorf(KindInternal, "exec: %v", err)
+		return nil, Errorf(KindInternal, "exec: %w", err)
 	}
 	c.addProcess(p)
 	// The event goes out before the exit fifo is watched: the exit's

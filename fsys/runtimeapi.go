@@ -44,7 +44,7 @@ type Container interface {
 	Bundle() string
 	RuntimeName() string
 	Spec() []byte
-	Times() runtime.Times // when its files last changed
+	Times() runtime.Times        // when its files last changed
 	Process(name string) Process // nil if there is none
 	Processes() []Process
 	RemoveProcess(name string) error

@@ -198,7 +198,7 @@ func TestTimesSurviveRestart(t *testing.T) {
 	run, paused, made, stopped := newID("trun"), newID("tpaused"), newID("tmade"), newID("tstop")
 	d.run(run, b)
 	d.run(paused, b)
-	d.mustCtl("create "+made+" "+b+"\n")
+	d.mustCtl("create " + made + " " + b + "\n")
 	d.run(stopped, b)
 	t.Cleanup(func() {
 		for _, id := range []string{run, paused, made, stopped} {

@@ -78,17 +78,6 @@ func (n *notifier) invalidateAttr(node fs.Node) {
 	}
 }
 
-// latest is the latest of ts.
-func latest(ts ...time.Time) time.Time {
-	var out time.Time
-	for _, t := range ts {
-		if t.After(out) {
-			out = t
-		}
-	}
-	return out
-}
-
 // logTime is when process p's stream last grew (the log's mtime), or its
 // start if the log cannot be stat'ed.
 func logTime(p Process, stream string) func() time.Time {

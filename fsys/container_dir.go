@@ -134,7 +134,10 @@ type processDir struct {
 // procTime is when process p's files last changed: its exit, or its start.
 func procTime(p Process) time.Time {
 	t := p.Times()
-	return latest(t.Started, t.Exited)
+	if t.Exited.IsZero() {
+		return t.Started
+	}
+	return t.Exited
 }
 
 // newProcessDir makes the directory of process p, at rel under the mount.

@@ -13,6 +13,7 @@ func (f *FS) followChanges() {
 }
 
 func (f *FS) applyChange(e runtime.Event) {
+	f.changedTimes(e)
 	for _, d := range f.dirsOf(e.ID) {
 		switch e.Type {
 		case runtime.EventCreate, runtime.EventPause, runtime.EventResume:
@@ -49,4 +50,23 @@ func (f *FS) dirsOf(id string) []*containerDir {
 		return []*containerDir{d}
 	}
 	return nil
+}
+
+// changedTimes drops the kernel's cached attributes of the files whose
+// times e moves (attrtimes.go); the watched files drop theirs as they
+// change. Every event moves the events files' and status's; ps's moves
+// with any container's state.
+func (f *FS) changedTimes(e runtime.Event) {
+	f.events.stamp.changed(f.n, f.events)
+	switch e.Type {
+	case runtime.EventCreate, runtime.EventStart, runtime.EventPause, runtime.EventResume, runtime.EventExit, runtime.EventDelete:
+		f.ps.stamp.changed(f.n, f.ps)
+	}
+	for _, d := range f.dirsOf(e.ID) {
+		d.events.stamp.changed(f.n, d.events)
+		d.status.stamp.changed(f.n, d.status)
+		if e.Type == runtime.EventExit && e.Process == "init" {
+			d.pid.stamp.changed(f.n, d.pid)
+		}
+	}
 }

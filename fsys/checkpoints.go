@@ -21,6 +21,7 @@ type checkpointsDir struct {
 
 func (d *checkpointsDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindDir)
+	setTimes(a, d.c.Times().Created)
 	return nil
 }
 

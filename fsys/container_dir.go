@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"bazil.org/fuse/fs"
 
@@ -20,6 +21,8 @@ type containerDir struct {
 	c                Container
 	ctl              *ctlFile
 	state, pids, oom *watchedFile
+	status, pid      *roFile // changed by events, as the watched files
+	events           *eventsFile
 
 	mu    sync.Mutex
 	procs map[Process]*processDir // stable nodes: one per process
@@ -30,8 +33,10 @@ func newContainerDir(f *FS, c Container) *containerDir {
 	d := &containerDir{c: c, n: f.n, procs: map[Process]*processDir{}}
 	d.ctl = containerTable.ctl(containerCtl{c, f.rt})
 	rel := func(name string) string { return path.Join(c.ID(), name) }
-	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
-	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {
+	created := func() time.Time { return c.Times().Created }
+	d.ctl.mtime, d.stamp.mtime = created, created
+	d.state = newWatchedFile(f.n, rel("state"), func() time.Time { return c.Times().State }, func() ([]byte, error) { return text(string(c.State())), nil })
+	d.pids = newWatchedFile(f.n, rel("pids"), func() time.Time { return c.Times().Pids }, func() ([]byte, error) {
 		pids, err := c.Pids()
 		var sb strings.Builder
 		for _, p := range pids {
@@ -39,25 +44,32 @@ func newContainerDir(f *FS, c Container) *containerDir {
 		}
 		return []byte(sb.String()), err
 	})
-	d.oom = newWatchedFile(f.n, rel("oom"), func() ([]byte, error) {
+	d.pids.sized = false // read from the kernel at each open
+	d.oom = newWatchedFile(f.n, rel("oom"), func() time.Time { return c.Times().OOM }, func() ([]byte, error) {
 		return text(strconv.FormatUint(c.OOMCount(), 10)), nil
 	})
+	d.status = newROFile(func() ([]byte, error) {
+		b, err := json.Marshal(c.Status())
+		return append(b, '\n'), err
+	})
+	// Made per open: its lost counts are read from the logs then.
+	d.status.pageSize, d.status.stamp.mtime = true, func() time.Time { return c.Times().Status }
+	d.pid = newKnownFile(func() time.Time { return c.Times().Pid }, func() ([]byte, error) { return text(pidText(c.Pid())), nil })
+	d.events = &eventsFile{rt: f.rt, id: c.ID(), c: c, n: f.n}
+	d.events.stamp.mtime = func() time.Time { return c.Times().Events }
 	d.entries = map[string]fs.Node{
-		"ctl":   d.ctl,
-		"state": d.state,
-		"status": newROFile(func() ([]byte, error) {
-			b, err := json.Marshal(c.Status())
-			return append(b, '\n'), err
-		}),
-		"pid":         newROFile(func() ([]byte, error) { return text(pidText(c.Pid())), nil }),
+		"ctl":         d.ctl,
+		"state":       d.state,
+		"status":      d.status,
+		"pid":         d.pid,
 		"pids":        d.pids,
 		"oom":         d.oom,
-		"events":      &eventsFile{rt: f.rt, id: c.ID(), c: c, n: f.n},
+		"events":      d.events,
 		"stats":       d.statsFile(),
-		"labels":      newROFile(func() ([]byte, error) { return labelsText(c.Labels()), nil }),
-		"bundle":      newROFile(func() ([]byte, error) { return text(c.Bundle()), nil }),
-		"runtime":     newROFile(func() ([]byte, error) { return text(c.RuntimeName()), nil }),
-		"config.json": newROFile(func() ([]byte, error) { return c.Spec(), nil }),
+		"labels":      newKnownFile(created, func() ([]byte, error) { return labelsText(c.Labels()), nil }),
+		"bundle":      newKnownFile(created, func() ([]byte, error) { return text(c.Bundle()), nil }),
+		"runtime":     newKnownFile(created, func() ([]byte, error) { return text(c.RuntimeName()), nil }),
+		"config.json": newKnownFile(created, func() ([]byte, error) { return c.Spec(), nil }),
 		"processes":   &processesDir{d: d},
 		"checkpoints": &checkpointsDir{c: c, lastErr: d.ctl.lastErr},
 	}
@@ -104,6 +116,9 @@ func (d *containerDir) statsFile() *roFile {
 		return append(b, '\n'), err
 	})
 	f.pageSize = true
+	// A fresh snapshot at each open: its content is of now, and its
+	// attributes are never cached.
+	f.stamp.mtime, f.stamp.live = time.Now, true
 	return f
 }
 
@@ -116,28 +131,45 @@ type processDir struct {
 	wait        *waitFile
 }
 
+// procTime is when process p's files last changed: its exit, or its start.
+func procTime(p Process) time.Time {
+	t := p.Times()
+	if t.Exited.IsZero() {
+		return t.Started
+	}
+	return t.Exited
+}
+
 // newProcessDir makes the directory of process p, at rel under the mount.
 func newProcessDir(n *notifier, rel string, p Process) *processDir {
+	started := func() time.Time { return p.Times().Started }
+	changed := func() time.Time { return procTime(p) }
 	d := &processDir{
 		ctl:   processTable.ctl(p),
-		state: newWatchedFile(n, path.Join(rel, "state"), func() ([]byte, error) { return text(string(p.State())), nil }),
-		exit:  newWatchedFile(n, path.Join(rel, "exit"), func() ([]byte, error) { return text(p.ExitText()), nil }),
+		state: newWatchedFile(n, path.Join(rel, "state"), changed, func() ([]byte, error) { return text(string(p.State())), nil }),
+		exit:  newWatchedFile(n, path.Join(rel, "exit"), changed, func() ([]byte, error) { return text(p.ExitText()), nil }),
 		wait:  &waitFile{p: p},
 	}
+	d.ctl.mtime, d.stamp.mtime, d.wait.stamp.mtime = started, started, changed
 	d.exit.settled = d.wait.done
 	d.entries = map[string]fs.Node{
 		"ctl":   d.ctl,
-		"pid":   newROFile(func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
+		"pid":   newKnownFile(started, func() ([]byte, error) { return text(pidText(p.Pid())), nil }),
 		"state": d.state,
 		"exit":  d.exit,
 		"wait":  d.wait,
-		"spec":  newROFile(func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
+		"spec":  newKnownFile(started, func() ([]byte, error) { return append(append([]byte(nil), p.Spec()...), '\n'), nil }),
 		"stdin": &stdinFile{p: p, lastErr: d.ctl.lastErr, n: n},
 	}
 	for _, s := range []string{runtime.Stdout, runtime.Stderr} {
 		d.entries[s] = &logFile{p: p, stream: s, rel: path.Join(rel, s), n: n}
-		d.entries[s+".follow"] = &followFile{p: p, stream: s, lastErr: d.ctl.lastErr, n: n}
-		d.entries[s+".lost"] = newLostFile(p, s)
+		follow := &followFile{p: p, stream: s, lastErr: d.ctl.lastErr, n: n}
+		lost := newLostFile(p, s)
+		// Their content changes as the log grows: its mtime, never cached.
+		follow.stamp.mtime, follow.stamp.live = logTime(p, s), true
+		lost.stamp.mtime, lost.stamp.live, lost.pageSize = logTime(p, s), true, true
+		d.entries[s+".follow"] = follow
+		d.entries[s+".lost"] = lost
 	}
 	return d
 }
@@ -146,6 +178,7 @@ func newProcessDir(n *notifier, rel string, p Process) *processDir {
 func (d *processDir) exited(n *notifier) {
 	d.state.changed()
 	d.exit.changed()
+	d.wait.stamp.changed(n, d.wait)
 	d.wait.exited(n)
 }
 

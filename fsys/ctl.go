@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -18,6 +19,7 @@ type ctlFile struct {
 	verbs   string
 	parse   func(data []byte) ([]order, error) // a whole write, or nothing
 	lastErr *lastError
+	mtime   func() time.Time // its owner's create or start; nil: the daemon's start
 }
 
 // order is one parsed line of a ctl write, ready to run on its target.
@@ -64,6 +66,9 @@ const ctlSize = maxCommandSize
 func (f *ctlFile) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindCtl)
 	a.Size = ctlSize
+	if f.mtime != nil {
+		setTimes(a, f.mtime())
+	}
 	return nil
 }
 

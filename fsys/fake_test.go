@@ -112,9 +112,31 @@ type fakeContainer struct {
 
 	mu    sync.Mutex
 	state runtime.State
+	moved time.Time // the last state change
 	procs map[string]*fakeProcess
 	fail  error // what the next order fails with, if set
 }
+
+// fakeEpoch is when every fake container was created, and the daemon started.
+var fakeEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func (r *fakeRuntime) Times() runtime.RootTimes {
+	return runtime.RootTimes{Started: fakeEpoch, Changed: fakeEpoch, Events: fakeEpoch}
+}
+
+func (c *fakeContainer) Times() runtime.Times {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.moved
+	if st.IsZero() {
+		st = fakeEpoch
+	}
+	return runtime.Times{Created: fakeEpoch, State: st, Pid: fakeEpoch, Pids: st, OOM: fakeEpoch, Status: st, Events: st}
+}
+
+func (p *fakeProcess) Times() runtime.ProcTimes { return runtime.ProcTimes{Started: fakeEpoch} }
+
+func (c *fakeContainer) Labels() map[string]string { return map[string]string{"a": "b"} }
 
 func (c *fakeContainer) ID() string    { return c.id }
 func (c *fakeContainer) Deleted() bool { return false }
@@ -149,7 +171,7 @@ func (c *fakeContainer) move(verb string, from, to runtime.State, ev string) err
 		defer c.mu.Unlock()
 		return runtime.Errorf(runtime.KindBusy, "%s: container %q is %s, not %s", verb, c.id, c.state, from)
 	}
-	c.state = to
+	c.state, c.moved = to, time.Now()
 	c.mu.Unlock()
 	c.rt.publish(runtime.Event{Type: ev, ID: c.id})
 	return nil

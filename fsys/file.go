@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -20,16 +21,31 @@ type roFile struct {
 	// buffer from 512 bytes, one FUSE round trip a step.
 	pageSize bool
 	last     atomic.Int64
+	// sized: the content is in memory, made at stat: its real length.
+	sized bool
+	stamp stamp
 }
 
 func newROFile(content func() ([]byte, error)) *roFile {
 	return &roFile{content: content}
 }
 
+// newKnownFile is a read-only file whose content is in memory: it shows
+// its real size, and mtime as when it last changed.
+func newKnownFile(mtime func() time.Time, content func() ([]byte, error)) *roFile {
+	f := newROFile(content)
+	f.sized, f.stamp.mtime = true, mtime
+	return f
+}
+
 func (f *roFile) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindFile)
-	if f.pageSize {
-		a.Size = uint64(f.last.Load()+4095) &^ 4095
+	f.stamp.setTimes(a)
+	switch {
+	case f.pageSize:
+		a.Size = pageRounded(f.last.Load())
+	case f.sized:
+		a.Size = contentSize(f.content)
 	}
 	return nil
 }
@@ -93,13 +109,16 @@ func text(s string) []byte {
 // readOnlyFile gives a read-only file node (events, wait, the watched and
 // the output files) its owner and mode (setAttr: the access policy), and refuses every change, truncation
 // included, with EACCES.
-type readOnlyFile struct{}
+type readOnlyFile struct {
+	stamp stamp // its times, when set
+}
 
-func (readOnlyFile) Attr(ctx context.Context, a *fuse.Attr) error {
+func (f *readOnlyFile) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindFile)
+	f.stamp.setTimes(a)
 	return nil
 }
 
-func (readOnlyFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+func (*readOnlyFile) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	return fuse.Errno(syscall.EACCES)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -40,10 +41,14 @@ func newFS(rt Runtime, version string) *FS {
 	f := &FS{rt: rt, n: newNotifier(), dirs: map[Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
 	f.rootCtl = rootTable.ctl(rt)
+	started := func() time.Time { return rt.Times().Started }
+	f.rootCtl.mtime = started
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
-	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
+	f.version = newKnownFile(started, func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
+	f.events.stamp.mtime = func() time.Time { return rt.Times().Events }
 	f.ps = newPSFile(rt)
+	f.ps.stamp.mtime = func() time.Time { return rt.Times().Changed }
 	if ir, ok := rt.(imagesRuntime); ok {
 		if im := ir.Images(); im != nil {
 			f.images = newImagesDir(im)
@@ -92,6 +97,7 @@ type rootDir struct {
 
 func (d *rootDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindDir)
+	setTimes(a, d.fs.rt.Times().Changed)
 	// Never cached: with a cached root, a stat of the mountpoint of a dead
 	// daemon would succeed instead of failing with ENOTCONN, which is how
 	// users (and the next daemon) tell a stale mount.
@@ -170,10 +176,12 @@ func (d *rootDir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 type staticDir struct {
 	immutableDir
 	entries map[string]fs.Node
+	stamp   stamp // its times: its owner's create or start
 }
 
 func (d *staticDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindDir)
+	d.stamp.setTimes(a)
 	return nil
 }
 

@@ -18,6 +18,7 @@ type processesDir struct {
 
 func (p *processesDir) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindDir)
+	setTimes(a, p.d.c.Times().Created)
 	return nil
 }
 

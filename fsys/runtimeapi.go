@@ -25,6 +25,9 @@ type Runtime interface {
 	// Observe calls fn with every event, in order, as it is published.
 	Observe(fn func(runtime.Event))
 	RuntimeVersion() string
+	// Times are the mount's own: the daemon's start, the last change of
+	// any container, the last event.
+	Times() runtime.RootTimes
 }
 
 // Container is one container: what its files show, and its orders.
@@ -41,6 +44,7 @@ type Container interface {
 	Bundle() string
 	RuntimeName() string
 	Spec() []byte
+	Times() runtime.Times        // when its files last changed
 	Process(name string) Process // nil if there is none
 	Processes() []Process
 	RemoveProcess(name string) error
@@ -64,6 +68,7 @@ type Process interface {
 	State() runtime.ProcState
 	ExitText() string
 	Spec() []byte
+	Times() runtime.ProcTimes // its start and exit
 	// Exited is closed once the exit is recorded; Done once the output
 	// is complete too.
 	Exited() <-chan struct{}

@@ -25,6 +25,7 @@ type stdinFile struct {
 
 func (f *stdinFile) Attr(ctx context.Context, a *fuse.Attr) error {
 	setAttr(ctx, a, kindCtl)
+	setTimes(a, f.p.Times().Started)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -25,15 +26,34 @@ type watchedFile struct {
 
 	gen     atomic.Uint64 // bumped on every change
 	waiters pollWaiters
+
+	// Its size: the content's length when made at stat (sized), else
+	// the last read's rounded up to a page (pids, read from the kernel).
+	sized bool
+	last  atomic.Int64
 }
 
-func newWatchedFile(n *notifier, rel string, content func() ([]byte, error)) *watchedFile {
-	return &watchedFile{n: n, rel: rel, content: content}
+func (f *watchedFile) Attr(ctx context.Context, a *fuse.Attr) error {
+	setAttr(ctx, a, kindFile)
+	f.stamp.setTimes(a)
+	if f.sized {
+		a.Size = contentSize(f.content)
+	} else {
+		a.Size = pageRounded(f.last.Load())
+	}
+	return nil
+}
+
+func newWatchedFile(n *notifier, rel string, mtime func() time.Time, content func() ([]byte, error)) *watchedFile {
+	f := &watchedFile{n: n, rel: rel, content: content, sized: true}
+	f.stamp.mtime = mtime
+	return f
 }
 
 // changed tells the file's pollers and inotify watchers that it changed.
 func (f *watchedFile) changed() {
 	f.gen.Add(1)
+	f.stamp.changed(f.n, f)
 	f.waiters.wakeAll(f.n)
 	f.n.poke(f.rel)
 }
@@ -76,6 +96,7 @@ func (h *watchedHandle) refresh() error {
 	}
 	h.data = b
 	h.gen.Store(gen)
+	h.f.last.Store(int64(len(b)))
 	return nil
 }
 

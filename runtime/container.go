@@ -49,7 +49,8 @@ type Container struct {
 	init   *Process
 	procs  map[string]*Process // init and every exec, by name
 
-	oom oomWatch
+	oom   oomWatch
+	times containerTimes // when its files last changed (times.go)
 
 	// statFiles keeps the cgroup files the stats file reads open, while
 	// statLRU (the runtime's) lets it.

@@ -33,6 +33,7 @@ func (c *Container) send(e Event) {
 	}
 	e.Time = e.Time.UTC()
 	e.ID = c.id
+	c.times.event.advance(e.Time)
 	c.bus.publish(e)
 }
 

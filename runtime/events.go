@@ -72,6 +72,7 @@ type bus struct {
 	// observers see every event as it is published, in order, under
 	// the bus lock: they must not block (see Observe).
 	observers []func(Event)
+	last      atomicTime // the last event's time
 }
 
 // busEntry is one published event, as readers read it.
@@ -141,6 +142,7 @@ func (b *bus) publish(e Event) {
 	entry := busEntry{id: e.ID, delete: e.Type == EventDelete, line: append(line, '\n')}
 	var wake []*Subscription
 	b.mu.Lock()
+	b.last.advance(e.Time)
 	for _, fn := range b.observers {
 		fn(e)
 	}

@@ -80,12 +80,13 @@ func (c *Container) recordExit(p *Process, rec *exitRecord) {
 	if !p.setExit(rec) {
 		return
 	}
+	c.times.pids.advance(rec.ExitedAt)
 	if p == c.init {
 		go c.statLRU.forget(&c.statFiles) // the cgroups are gone; not on the exit path
 		c.mu.Lock()
 		at := rec.ExitedAt
 		c.exited = &at
-		c.transitionLocked(eventExit, c.state, "")
+		c.transitionLocked(eventExit, c.state, "", at)
 		c.mu.Unlock()
 	}
 	c.happened(p.exitEvent(rec))

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -161,8 +162,8 @@ func sameStates(a, b []State) bool {
 // every change but the exit is serialised by ops, so the exit came while an
 // order ran (a pause that froze an exiting container), and stopped stays.
 // If it did not change, the step should never have been tried: a bug in
-// ctrfs, logged loudly.
-func (c *Container) transitionLocked(o Order, began, found State) {
+// ctrfs, logged loudly. at is when the step happened: the state's time.
+func (c *Container) transitionLocked(o Order, began, found State, at time.Time) {
 	cur := c.state
 	st, ok := lifecycle[o]
 	to := st.to
@@ -180,6 +181,11 @@ func (c *Container) transitionLocked(o Order, began, found State) {
 		c.log.WithFields(fields).Debug("the state changed while the order ran; it stays")
 	case to != "":
 		c.state = to
+		at = at.UTC()
+		c.rec.StateChanged = &at
+		if c.rt != nil { // nil in unit tests of the table
+			c.rt.times.changed.advance(at)
+		}
 	}
 }
 
@@ -188,21 +194,21 @@ func (c *Container) transitionLocked(o Order, began, found State) {
 func (c *Container) transition() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.transitionLocked(c.order, c.began, "")
+	c.transitionLocked(c.order, c.began, "", time.Now())
 }
 
 // happen takes a step that is no order: it begins and ends at once.
 func (c *Container) happen(o Order) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.transitionLocked(o, c.state, "")
+	c.transitionLocked(o, c.state, "", time.Now())
 }
 
 // settle sets the state a load found.
 func (c *Container) settle(found State) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.transitionLocked(eventLoad, c.state, found)
+	c.transitionLocked(eventLoad, c.state, found, c.loadedStateTime(found))
 }
 
 // ProcState is a process's lifecycle state.

@@ -98,6 +98,7 @@ func (r *Runtime) loadContainer(rec containerRecord) {
 		found = Stopped
 		c.init.setExit(exit)
 		c.init.markDone()
+		c.init.loadStartTime()
 		at := exit.ExitedAt
 		c.exited = &at
 	case fileExists(filepath.Join(r.runtimeRoot, rec.ID, "exec.fifo")):
@@ -166,6 +167,7 @@ func (r *Runtime) loadExec(c *Container, name string) *Process {
 		// Recorded before this daemon's time, as init's: no event.
 		p.setExit(exit)
 		p.markDone()
+		p.loadStartTime()
 	}
 	p.noteClosedStdin()
 	c.addProcess(p)

@@ -26,6 +26,8 @@ type oomRecord struct {
 	// rise beyond it is an OOM kill not yet counted. The counter lives as
 	// long as the cgroup, so kills during a daemon restart are counted too.
 	Seen uint64 `json:"seen"`
+	// At is when the last kill was counted (the oom file's mtime).
+	At *time.Time `json:"at,omitempty"`
 }
 
 // oomWatch counts the OOM kills in one container's memory cgroup. On
@@ -61,6 +63,13 @@ func (c *Container) OOMCount() uint64 {
 	c.oom.mu.Lock()
 	defer c.oom.mu.Unlock()
 	return c.oom.rec.Count
+}
+
+// oomTime is when the last OOM kill was counted; zero before any.
+func (c *Container) oomTime() time.Time {
+	c.oom.mu.Lock()
+	defer c.oom.mu.Unlock()
+	return orZero(c.oom.rec.At)
 }
 
 // loadOOM reads the count a previous daemon recorded.
@@ -201,6 +210,10 @@ func (c *Container) countOOM(r *Runtime, notified bool) (counted, over bool) {
 		rise = 1 // a kernel without the counter: one signal, one OOM
 	}
 	w.rec.Count += rise
+	if rise > 0 {
+		now := time.Now().UTC()
+		w.rec.At = &now
+	}
 	count := w.rec.Count
 	w.mu.Unlock()
 	if rise == 0 {

@@ -88,6 +88,7 @@ func (c *Container) Pause(ctx context.Context) error {
 	}
 	c.transition()
 	c.publish(Event{Type: EventPause})
+	c.saveStateTime()
 	return nil
 }
 
@@ -103,6 +104,7 @@ func (c *Container) Resume(ctx context.Context) error {
 	}
 	c.transition()
 	c.publish(Event{Type: EventResume})
+	c.saveStateTime()
 	return nil
 }
 

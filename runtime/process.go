@@ -33,7 +33,8 @@ type Process struct {
 
 	mu          sync.RWMutex
 	pid         int
-	start       uint64 // start time, against pid reuse
+	start       uint64    // start time, against pid reuse
+	started     time.Time // when it started (times.go)
 	exit        *exitRecord
 	exited      chan struct{} // closed once exit is set
 	done        chan struct{} // closed once, besides, the shim is gone
@@ -177,7 +178,7 @@ func (p *Process) readPidFile() error {
 	if p.versionErr != nil {
 		return p.versionErr
 	}
-	b, err := os.ReadFile(filepath.Join(p.dir, proto.PidFile))
+	b, mtime, err := readFileTime(p.pidPath())
 	if err != nil {
 		return err
 	}
@@ -186,6 +187,7 @@ func (p *Process) readPidFile() error {
 		return err
 	}
 	p.setPid(pid, start)
+	p.noteStarted(mtime)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -333,6 +334,8 @@ func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 	next := c.rec
 	c.mu.Unlock()
 	next.Resources = mergeResources(old.Resources, res)
+	now := time.Now().UTC()
+	next.Updated = &now // status's mtime
 	if err := writeJSONAtomic(filepath.Join(c.dir, recordFile), next); err != nil {
 		return c.failed(OrderUpdate, Errorf(KindInternal, "update: cannot record the new limits, nothing changed: %v", err))
 	}
@@ -342,6 +345,7 @@ func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 	}
 	c.mu.Lock()
 	c.rec.Resources = next.Resources
+	c.rec.Updated = next.Updated
 	c.mu.Unlock()
 	raw, _ := json.Marshal(res)
 	c.publish(Event{Type: EventUpdate, Resources: raw})

@@ -66,6 +66,7 @@ type Runtime struct {
 	images      *ImageStore // nil without Config.ImageDir
 	imageLock   *os.File    // flock on <images>/lock
 	log         logrus.FieldLogger
+	times       runtimeTimes // when the mount last changed (times.go)
 
 	// mu guards the fields below it. It is a leaf: nothing else is locked
 	// while it is held. It is taken under a container's ops (create,
@@ -134,6 +135,7 @@ func New(cfg Config) (*Runtime, error) {
 		statLRU:    &statLRU{max: maxKeptStatFiles},
 		shims:      &shimLauncher{path: cfg.ShimPath},
 		containers: map[string]*Container{}, pending: map[string]bool{},
+		times: runtimeTimes{started: time.Now().UTC()},
 	}
 	r.version = runtimeVersion(path)
 	if cfg.ImageDir != "" {

@@ -41,6 +41,10 @@ type containerRecord struct {
 	OCIVersion  string            `json:"oci_version"`
 	Created     time.Time         `json:"created"`
 	Started     *time.Time        `json:"started,omitempty"`
+	// StateChanged is the state's last change (the state file's mtime);
+	// Updated the last update's (status's).
+	StateChanged *time.Time `json:"state_changed,omitempty"`
+	Updated      *time.Time `json:"updated,omitempty"`
 	// Resources are the bundle's linux.resources with every update since
 	// merged in: the limits as ctrfs applied them.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`

@@ -1,13 +1,15 @@
 package images
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/ctrfs/ctrfs/internal/safeio"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
 
@@ -15,72 +17,126 @@ import (
 // (credential helpers and credsStore are not run: the daemon is root and does
 // not exec programs named by a file).
 type authFile struct {
-	Auths map[string]struct {
-		Auth          string `json:"auth"`
-		Username      string `json:"username"`
-		Password      string `json:"password"`
-		IdentityToken string `json:"identitytoken"`
-		RegistryToken string `json:"registrytoken"`
-	} `json:"auths"`
+	Auths map[string]authEntry `json:"auths"`
 }
 
-// fileKeychain answers credentials from an authFile, read at each pull so a
-// changed file needs no restart.
-type fileKeychain struct {
-	path  string
-	limit int64
+type authEntry struct {
+	Auth          string `json:"auth"`
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+	IdentityToken string `json:"identitytoken"`
+	RegistryToken string `json:"registrytoken"`
 }
 
-func (k fileKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	if k.path == "" {
-		return authn.Anonymous, nil
-	}
-	f, err := os.Open(k.path)
+// readAuthFile reads and parses the auth file at path under the hostile-file
+// rules (docs/architecture.md "Hostile input"): a regular file of at most
+// limit bytes, opened without blocking, its last component not a symlink
+// (directories on the way are followed: the operator chose the path). A
+// symlink, FIFO, device or directory is ErrInvalid, a larger file ErrTooBig.
+func readAuthFile(ctx context.Context, path string, limit int64) (*authFile, error) {
+	dir, err := safeio.OpenDir(-1, filepath.Dir(path), 0)
 	if err != nil {
-		return nil, fmt.Errorf("auth file: %w", err)
+		return nil, wrapf(ErrInvalid, err, "registry auth file %s", path)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, k.limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("auth file: %w", err)
+	defer dir.Close()
+	b, err := safeio.ReadFile(ctx, int(dir.Fd()), filepath.Base(path), safeio.Strict, limit)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is said once, whole
 	}
-	if int64(len(b)) > k.limit {
-		return nil, errorf(ErrTooBig, "auth file %s: larger than %d bytes", k.path, k.limit)
+	switch {
+	case errors.Is(err, safeio.ErrTooLarge):
+		return nil, wrapf(ErrTooBig, err, "registry auth file %s", path)
+	case errors.Is(err, safeio.ErrOutside):
+		return nil, errorf(ErrInvalid, "registry auth file %s: is a symlink (not followed: name the file itself)", path)
+	case err != nil:
+		return nil, wrapf(ErrInvalid, err, "registry auth file %s", path)
 	}
 	var af authFile
 	if err := json.Unmarshal(b, &af); err != nil {
-		return nil, wrapf(ErrInvalid, err, "auth file %s", k.path)
+		// encoding/json quotes the offending byte: of a password, maybe.
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, errorf(ErrInvalid, "registry auth file %s: not JSON (at byte %d)", path, se.Offset)
+		}
+		return nil, wrapf(ErrInvalid, err, "registry auth file %s", path)
 	}
-	reg := res.RegistryStr()
+	for key, a := range af.Auths {
+		if _, err := a.credentials(); err != nil {
+			return nil, wrapf(ErrInvalid, err, "registry auth file %s: %q", path, key)
+		}
+	}
+	return &af, nil
+}
+
+// keychain reads the store's auth file (at each pull, so a changed file
+// needs no restart): the credentials of one pull.
+func (s *Store) keychain(ctx context.Context) (fileKeychain, error) {
+	if s.opts.AuthFile == "" {
+		return fileKeychain{}, nil
+	}
+	af, err := readAuthFile(ctx, s.opts.AuthFile, s.limits.JSONBytes)
+	return fileKeychain{file: af}, err
+}
+
+// fileKeychain answers credentials from an authFile (nil: anonymous).
+type fileKeychain struct {
+	file *authFile
+}
+
+func (k fileKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
+	if k.file == nil {
+		return authn.Anonymous, nil
+	}
+	if key, ok := k.file.lookup(res.RegistryStr()); ok {
+		cfg, err := k.file.Auths[key].credentials()
+		if err != nil {
+			return nil, err
+		}
+		return authn.FromConfig(cfg), nil
+	}
+	return authn.Anonymous, nil
+}
+
+// has reports whether the file holds credentials for reg.
+func (k fileKeychain) has(reg string) bool {
+	if k.file == nil {
+		return false
+	}
+	_, ok := k.file.lookup(reg)
+	return ok
+}
+
+// lookup is the key of auths that holds reg's credentials, if any.
+func (af *authFile) lookup(reg string) (string, bool) {
 	// Docker Hub's credentials are filed under its old URL.
 	keys := []string{reg, "https://" + reg, "http://" + reg}
 	if reg == "index.docker.io" {
 		keys = append(keys, "https://index.docker.io/v1/", "docker.io")
 	}
-	for key, a := range af.Auths {
-		match := false
+	for key := range af.Auths {
 		for _, want := range keys {
 			if strings.TrimSuffix(key, "/") == strings.TrimSuffix(want, "/") {
-				match = true
+				return key, true
 			}
 		}
-		if !match {
-			continue
-		}
-		cfg := authn.AuthConfig{Username: a.Username, Password: a.Password,
-			IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
-		if a.Auth != "" {
-			dec, err := base64.StdEncoding.DecodeString(a.Auth)
-			if err != nil {
-				return nil, wrapf(ErrInvalid, err, "auth file %s: %s", k.path, key)
-			}
-			user, pass, ok := strings.Cut(string(dec), ":")
-			if !ok {
-				return nil, errorf(ErrInvalid, "auth file %s: %s: auth is not user:password", k.path, key)
-			}
-			cfg.Username, cfg.Password = user, pass
-		}
-		return authn.FromConfig(cfg), nil
 	}
-	return authn.Anonymous, nil
+	return "", false
+}
+
+func (a authEntry) credentials() (authn.AuthConfig, error) {
+	cfg := authn.AuthConfig{Username: a.Username, Password: a.Password,
+		IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+	if a.Auth != "" {
+		dec, err := base64.StdEncoding.DecodeString(a.Auth)
+		if err != nil {
+			return cfg, errors.New("auth is not base64")
+		}
+		user, pass, ok := strings.Cut(string(dec), ":")
+		if !ok {
+			return cfg, errors.New("auth is not base64 of user:password")
+		}
+		cfg.Username, cfg.Password = user, pass
+	}
+	return cfg, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // PullOptions are one pull's options.
@@ -44,9 +45,15 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if err != nil {
 		return nil, err
 	}
+	// A bad auth file is the daemon's setup, not a registry's: said as is,
+	// and before any request.
+	kc, err := s.keychain(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var errs []string
 	for _, ep := range eps {
-		im, err := s.pullFrom(ctx, r, ep, plat, opts)
+		im, err := s.pullFrom(ctx, r, ep, plat, kc, opts)
 		if err == nil {
 			return im, nil
 		}
@@ -59,16 +66,16 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 		if ep.mirror != "" {
 			where = "mirror " + ep.mirror
 		}
-		errs = append(errs, where+": "+err.Error())
+		errs = append(errs, where+": "+s.authHint(err, ep, kc)+err.Error())
 	}
 	return nil, errorf(ErrRegistry, "pull %s: %s", r, strings.Join(errs, "; "))
 }
 
-func (s *Store) pullFrom(ctx context.Context, r Ref, ep endpoint, plat *v1.Platform, opts PullOptions) (*Image, error) {
+func (s *Store) pullFrom(ctx context.Context, r Ref, ep endpoint, plat *v1.Platform, kc fileKeychain, opts PullOptions) (*Image, error) {
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithPlatform(*plat),
-		remote.WithAuthFromKeychain(fileKeychain{path: s.opts.AuthFile, limit: s.limits.JSONBytes}),
+		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(&httpGuard{allowed: s.plainHTTPHosts(), next: remote.DefaultTransport}),
 		remote.WithUserAgent("ctrfs"),
 	}
@@ -85,6 +92,24 @@ func (s *Store) pullFrom(ctx context.Context, r Ref, ep endpoint, plat *v1.Platf
 		return nil, err
 	}
 	return s.ingest(ctx, img, r.String(), opts.Progress)
+}
+
+// authHint is, for a registry's 401 or 403, which credentials were sent:
+// "unauthorized" alone tells nobody whether the auth file is missing, lacks
+// the host, or holds a wrong password.
+func (s *Store) authHint(err error, ep endpoint, kc fileKeychain) string {
+	var te *transport.Error
+	if !errors.As(err, &te) || (te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden) {
+		return ""
+	}
+	host := ep.ref.Context().RegistryStr()
+	switch {
+	case kc.file == nil:
+		return "unauthorized (no registry auth file given): "
+	case !kc.has(host):
+		return fmt.Sprintf("unauthorized (no credentials for %s in registry auth file %s): ", host, s.opts.AuthFile)
+	}
+	return fmt.Sprintf("unauthorized (credentials for %s from registry auth file %s refused): ", host, s.opts.AuthFile)
 }
 
 // endpoints lists the mirrors of r's registry, then the registry itself.

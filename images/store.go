@@ -5,10 +5,12 @@
 package images
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Limits bound what one layer or image may unpack to; archives and registries
@@ -89,6 +91,16 @@ type Store struct {
 func Open(root string, opts Options) (*Store, error) {
 	s := &Store{root: root, opts: opts, limits: opts.Limits.withDefaults(),
 		pins: map[string]int{}, layerBytes: map[string]int64{}}
+	// A missing, hostile or unreadable auth file stops the daemon's start
+	// rather than its first pull.
+	if opts.AuthFile != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := readAuthFile(ctx, opts.AuthFile, s.limits.JSONBytes)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	for _, d := range []string{"", "blobs/sha256", "layers/sha256", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, err

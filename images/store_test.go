@@ -365,7 +365,11 @@ func hex64(c string) string { return strings.Repeat(c, 64) }
 func TestAuthFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(p, []byte(`{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"},"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}`), 0o600)
-	k := fileKeychain{path: p, limit: 1 << 20}
+	af, err := readAuthFile(context.Background(), p, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := fileKeychain{file: af}
 	for reg, want := range map[string]string{"127.0.0.1:5000": "user:pass", "index.docker.io": "hub:pw", "other.io": ":"} {
 		r, _ := name.NewRegistry(reg)
 		a, err := k.Resolve(r)

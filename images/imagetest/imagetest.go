@@ -164,6 +164,24 @@ func WithArch(img v1.Image, arch string) (v1.Image, error) {
 // its storage removed in Cleanup.
 func StartRegistry(t testing.TB) string {
 	t.Helper()
+	return StartRegistryWith(t, RegistryOptions{})
+}
+
+// RegistryOptions are a registry's optional settings.
+type RegistryOptions struct {
+	// Htpasswd, if set, is an htpasswd file (bcrypt entries): every request
+	// then needs basic auth.
+	Htpasswd string
+	// CertFile and KeyFile, if set, are PEM files: the registry serves TLS.
+	CertFile, KeyFile string
+	// Client is what the start-up probe uses (http.DefaultClient if nil);
+	// with TLS, one that trusts the certificate.
+	Client *http.Client
+}
+
+// StartRegistryWith is StartRegistry with options.
+func StartRegistryWith(t testing.TB, o RegistryOptions) string {
+	t.Helper()
 	if _, err := os.Stat(RegistryBin); err != nil {
 		SkipOrFail(t, "needs "+RegistryBin+" (apt-get install docker-registry)")
 	}
@@ -176,6 +194,14 @@ func StartRegistry(t testing.TB) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
 	yml := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	scheme := "http"
+	if o.CertFile != "" {
+		yml += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", o.CertFile, o.KeyFile)
+		scheme = "https"
+	}
+	if o.Htpasswd != "" {
+		yml += fmt.Sprintf("auth:\n  htpasswd:\n    realm: ctrfs-test\n    path: %s\n", o.Htpasswd)
+	}
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -193,9 +219,14 @@ func StartRegistry(t testing.TB) string {
 		cmd.Wait()
 		logf.Close()
 	})
+	client := o.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		// Any answer will do (401 with auth).
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			return addr
@@ -208,13 +239,14 @@ func StartRegistry(t testing.TB) string {
 	}
 }
 
-// Push pushes img to ref, over plain HTTP (a registry of StartRegistry).
-func Push(ref string, img v1.Image) error {
+// Push pushes img to ref, over plain HTTP (a registry of StartRegistry),
+// with opts (remote.WithAuth for a registry with Htpasswd).
+func Push(ref string, img v1.Image, opts ...remote.Option) error {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return err
 	}
-	return remote.Write(r, img)
+	return remote.Write(r, img, opts...)
 }
 
 // PushIndex pushes an index to ref, over plain HTTP.

@@ -28,7 +28,7 @@ type containerDir struct {
 
 func newContainerDir(f *FS, c Container) *containerDir {
 	d := &containerDir{c: c, n: f.n, procs: map[Process]*processDir{}}
-	d.ctl = containerTable.ctl(containerCtl{c, f.rt})
+	d.ctl = containerTable.ctl(containerCtl{c, forgettingRuntime{f.rt, f}})
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	d.state = newWatchedFile(f.n, rel("state"), func() ([]byte, error) { return text(string(c.State())), nil })
 	d.pids = newWatchedFile(f.n, rel("pids"), func() ([]byte, error) {

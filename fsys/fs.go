@@ -39,7 +39,7 @@ func New(rt *runtime.Runtime, version string) *FS {
 func newFS(rt Runtime, version string) *FS {
 	f := &FS{rt: rt, n: newNotifier(), dirs: map[Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
-	f.rootCtl = rootTable.ctl(rt)
+	f.rootCtl = rootTable.ctl(forgettingRuntime{rt, f})
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
 	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
 	f.events = &eventsFile{rt: rt, n: f.n}
@@ -122,9 +122,9 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 	if !ok {
 		return nil, fuse.Errno(syscall.ENOENT)
 	}
-	// Containers come and go, and an id can be reused: have the kernel ask
-	// again every time rather than trust a cached entry.
-	resp.EntryValid = 0
+	// Containers come and go, and an id can be reused: cached, but
+	// forgotten on every delete (see containerEntryValid).
+	cacheContainerEntry(resp)
 	return d.fs.dirFor(c), nil
 }
 

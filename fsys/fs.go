@@ -20,7 +20,7 @@ type FS struct {
 	n       *notifier
 	root    *rootDir
 	rootCtl *ctlFile
-	version *roFile
+	version *constFile
 	ps      *roFile
 	events  *eventsFile
 	access  Access     // who besides root may use the mount
@@ -41,7 +41,7 @@ func newFS(rt Runtime, version string) *FS {
 	f.root = &rootDir{fs: f}
 	f.rootCtl = rootTable.ctl(forgettingRuntime{rt, f})
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
-	f.version = newROFile(func() ([]byte, error) { return versionText, nil })
+	f.version = newConstFile(func() []byte { return versionText })
 	f.events = &eventsFile{rt: rt, n: f.n}
 	f.ps = newPSFile(rt)
 	if ir, ok := rt.(imagesRuntime); ok {

@@ -52,7 +52,8 @@ type benchEnv struct {
 }
 
 func newBenchEnv(b *testing.B, n int) *benchEnv {
-	e := &benchEnv{n: n, d: startDaemon(b), bundle: demoBundle(b), root: runcRoot(b), prefix: newID("bt")}
+	// Idle inits: the demo's loop would fork twice N times a second.
+	e := &benchEnv{n: n, d: startDaemon(b), bundle: newBundle(b, "sleep", "1000000"), root: runcRoot(b), prefix: newID("bt")}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("%s-bg%d", e.prefix, i)
 		e.d.mustCtl("run " + id + " " + e.bundle + "\n")

@@ -9,8 +9,10 @@ BENCHTIME   ?= 30x
 STATE_BENCHTIME ?= 300x
 THROUGHPUT_BENCHTIME ?= 3x
 EXIT_BENCHTIME ?= 40x
+TABLE_BENCHTIME ?= 30x
+SCALE_N ?= 1000
 
-.PHONY: all build deps test bench fuzz lint run clean
+.PHONY: all build deps test bench bench-scale fuzz lint run clean
 
 all: build
 
@@ -38,6 +40,13 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'StdoutThroughput' -benchtime $(THROUGHPUT_BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'RunImagePaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'Pull100MB' -benchtime 3x -timeout 30m ./images/
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkTable$$' -benchtime $(TABLE_BENCHTIME) -timeout 60m ./tests/
+
+# Issue 12's scale figures, once: SCALE_N (1,000) containers under one
+# daemon: start time at SCALE_N vs the first 20, listing and reads, memory,
+# restart after kill -9, teardown.
+bench-scale: deps build
+	CTRFS_SCALE_N=$(SCALE_N) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 120m ./tests/
 
 # Fuzzes the ctl parser, exec's JSON form, update's JSON and key=value
 # forms, and bundle loading, each for FUZZTIME (30s by default). Their seed

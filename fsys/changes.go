@@ -14,6 +14,10 @@ func (f *FS) followChanges() {
 
 func (f *FS) applyChange(e runtime.Event) {
 	f.changedTimes(e)
+	if e.Type == runtime.EventDelete && e.Process == "" {
+		f.n.forgetEntry(f.root, e.ID) // whoever deleted it: see containerEntryValid
+		return
+	}
 	for _, d := range f.dirsOf(e.ID) {
 		switch e.Type {
 		case runtime.EventCreate, runtime.EventPause, runtime.EventResume:

@@ -31,7 +31,7 @@ type containerDir struct {
 
 func newContainerDir(f *FS, c Container) *containerDir {
 	d := &containerDir{c: c, n: f.n, procs: map[Process]*processDir{}}
-	d.ctl = containerTable.ctl(containerCtl{c, f.rt})
+	d.ctl = containerTable.ctl(containerCtl{c, forgettingRuntime{f.rt, f}})
 	rel := func(name string) string { return path.Join(c.ID(), name) }
 	created := func() time.Time { return c.Times().Created }
 	d.ctl.mtime, d.stamp.mtime = created, created
@@ -66,10 +66,10 @@ func newContainerDir(f *FS, c Container) *containerDir {
 		"oom":         d.oom,
 		"events":      d.events,
 		"stats":       d.statsFile(),
-		"labels":      newKnownFile(created, func() ([]byte, error) { return labelsText(c.Labels()), nil }),
-		"bundle":      newKnownFile(created, func() ([]byte, error) { return text(c.Bundle()), nil }),
-		"runtime":     newKnownFile(created, func() ([]byte, error) { return text(c.RuntimeName()), nil }),
-		"config.json": newKnownFile(created, func() ([]byte, error) { return c.Spec(), nil }),
+		"labels":      newConstFile(created, func() []byte { return labelsText(c.Labels()) }),
+		"bundle":      newConstFile(created, func() []byte { return text(c.Bundle()) }),
+		"runtime":     newConstFile(created, func() []byte { return text(c.RuntimeName()) }),
+		"config.json": newConstFile(created, c.Spec),
 		"processes":   &processesDir{d: d},
 		"checkpoints": &checkpointsDir{c: c, lastErr: d.ctl.lastErr},
 	}

@@ -21,7 +21,7 @@ type FS struct {
 	n       *notifier
 	root    *rootDir
 	rootCtl *ctlFile
-	version *roFile
+	version *constFile
 	ps      *roFile
 	events  *eventsFile
 	access  Access     // who besides root may use the mount
@@ -40,11 +40,11 @@ func New(rt *runtime.Runtime, version string) *FS {
 func newFS(rt Runtime, version string) *FS {
 	f := &FS{rt: rt, n: newNotifier(), dirs: map[Container]*containerDir{}}
 	f.root = &rootDir{fs: f}
-	f.rootCtl = rootTable.ctl(rt)
+	f.rootCtl = rootTable.ctl(forgettingRuntime{rt, f})
 	started := func() time.Time { return rt.Times().Started }
 	f.rootCtl.mtime = started
 	versionText := text("ctrfs " + version + "\nruntime " + rt.RuntimeVersion())
-	f.version = newKnownFile(started, func() ([]byte, error) { return versionText, nil })
+	f.version = newConstFile(started, func() []byte { return versionText })
 	f.events = &eventsFile{rt: rt, n: f.n}
 	f.events.stamp.mtime = func() time.Time { return rt.Times().Events }
 	f.ps = newPSFile(rt)
@@ -128,9 +128,9 @@ func (d *rootDir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 	if !ok {
 		return nil, fuse.Errno(syscall.ENOENT)
 	}
-	// Containers come and go, and an id can be reused: have the kernel ask
-	// again every time rather than trust a cached entry.
-	resp.EntryValid = 0
+	// Containers come and go, and an id can be reused: cached, but
+	// forgotten on every delete (see containerEntryValid).
+	cacheContainerEntry(resp)
 	return d.fs.dirFor(c), nil
 }
 

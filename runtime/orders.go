@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"syscall"
@@ -144,10 +145,10 @@ func (r *Runtime) Delete(ctx context.Context, c *Container, force bool) error {
 			c.log.WithError(err).Warn("delete: cannot thaw the killed container")
 		}
 	}
-	if err := c.cli.delete(ctx, id, force || state != Stopped); err != nil {
+	deadline := time.After(shimExitWait)
+	if err := c.deleteRuntime(ctx, state, force, deadline); err != nil {
 		return c.failed(OrderDelete, err)
 	}
-	deadline := time.After(shimExitWait)
 	select {
 	case <-c.init.Done():
 	case <-deadline:
@@ -184,4 +185,26 @@ func (r *Runtime) Delete(ctx context.Context, c *Container, force bool) error {
 	c.publish(Event{Type: EventDelete})
 	c.log.Info("deleted")
 	return nil
+}
+
+// deleteRuntime has the runtime delete the container. A running one is
+// killed first and its exit learned from init's shim, then deleted as a
+// stopped container: `runc delete -f` of a running container signals it and
+// then polls for 100 ms before it looks again, ten times a plain delete.
+// If the kill does not end init in time, the runtime's forced delete
+// still gets its say.
+func (c *Container) deleteRuntime(ctx context.Context, state State, force bool, deadline <-chan time.Time) error {
+	if state == Running && force {
+		if err := c.init.signal(syscall.SIGKILL); err == nil || errors.Is(err, errGone) {
+			select {
+			case <-c.init.Done():
+				if err := c.cli.delete(ctx, c.id, false); err == nil {
+					return nil
+				}
+			case <-time.After(time.Second):
+			case <-deadline:
+			}
+		}
+	}
+	return c.cli.delete(ctx, c.id, force || state != Stopped)
 }

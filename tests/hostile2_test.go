@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -123,4 +124,128 @@ func TestHostileUpdateReadBack(t *testing.T) {
 func fileExistsT(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// TestHostileBundleSwapped: the bundle directory given at create is
+// swapped afterwards for another (a new directory, then a symlink to one)
+// holding a checkpoint: ls checkpoints/, checkpoint and delete-checkpoint
+// refuse it with EINVAL and say why, and touch nothing in the other.
+func TestHostileBundleSwapped(t *testing.T) {
+	d := startDaemon(t)
+	b := newBundle(t, "sleep", "1000")
+	id := newID("hb")
+	d.run(id, b)
+	defer d.forceDelete(id)
+	other := t.TempDir()
+	os.MkdirAll(filepath.Join(other, "checkpoints", "x"), 0o755)
+	os.WriteFile(filepath.Join(other, "checkpoints", "x", "config.json"), []byte(`{"name":"x"}`), 0o644)
+	old := b + ".old"
+	if err := os.Rename(b, old); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(old)
+	for _, swap := range []struct {
+		name string
+		make func() error
+	}{
+		{"a new directory", func() error { return os.CopyFS(b, os.DirFS(other)) }},
+		{"a symlink", func() error { os.RemoveAll(b); return os.Symlink(other, b) }},
+	} {
+		if err := swap.make(); err != nil {
+			t.Fatal(err)
+		}
+		if names, err := os.ReadDir(d.path(id, "checkpoints")); err == nil {
+			t.Errorf("%s: ls checkpoints/ of a swapped bundle lists %v", swap.name, names)
+		}
+		why := []string{"not the directory the container was created with"}
+		d.ctlErr("checkpoint cp1\n", syscall.EINVAL, why, id)
+		d.ctlErr("delete-checkpoint x\n", syscall.EINVAL, why, id)
+		if _, err := os.Stat(filepath.Join(other, "checkpoints", "x", "config.json")); err != nil {
+			t.Fatalf("%s: the other directory's checkpoint was touched: %v", swap.name, err)
+		}
+	}
+	os.Remove(b)
+	os.Rename(old, b)
+	if names, err := os.ReadDir(d.path(id, "checkpoints")); err != nil {
+		t.Errorf("ls checkpoints/ of the bundle back in place: %v %v", names, err)
+	}
+}
+
+// TestHostileRestoreSwap: the bundle's owner swaps the checkpoint for a
+// symlink to another directory after ctrfs checked it, before the runtime
+// restores (a runtime wrapper does the swap): the runtime is still given
+// the checkpoint ctrfs checked.
+func TestHostileRestoreSwap(t *testing.T) {
+	requireIntegration(t)
+	if _, err := exec.LookPath("criu"); err != nil {
+		t.Skip("criu is not installed: ctrfs refuses to restore without it")
+	}
+	d := startDaemon(t)
+	b := newBundle(t, "sleep", "1000")
+	cps := filepath.Join(b, "checkpoints")
+	os.MkdirAll(filepath.Join(cps, "cp1"), 0o755)
+	os.WriteFile(filepath.Join(cps, "cp1", "config.json"), []byte(`{"name":"cp1"}`), 0o644)
+	os.WriteFile(filepath.Join(cps, "cp1", "checked"), nil, 0o644)
+	elsewhere := t.TempDir()
+	seen := filepath.Join(t.TempDir(), "seen")
+	wrapper := runtimeWrapper(t, "restore", `		img=
+		prev=
+		for b; do [ "$prev" = --image-path ] && img=$b; prev=$b; done
+		mv `+cps+`/cp1 `+cps+`/cp1.checked
+		ln -s `+elsewhere+` `+cps+`/cp1
+		if [ -e "$img/checked" ]; then echo checked > `+seen+`; else echo swapped > `+seen+`; fi
+		echo '{"level":"error","msg":"restore refused by the test"}' >&2
+		exit 1`)
+	id := newID("hr")
+	d.ctlErr("run "+id+" "+b+" --checkpoint cp1 --runtime "+wrapper+"\n", syscall.EIO, nil)
+	got, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatalf("the runtime wrapper did not run: %v", err)
+	}
+	if s := strings.TrimSpace(string(got)); s != "checked" {
+		t.Errorf("the runtime restored from the %s directory, not the checkpoint ctrfs checked", s)
+	}
+	if _, err := os.Stat(d.path(id)); !os.IsNotExist(err) {
+		t.Errorf("%s after a failed restore: %v", id, err)
+	}
+}
+
+// TestHostileCheckpointThaw: kill -9 of the daemon while a checkpoint has
+// the container frozen (a runtime wrapper pauses it, as CRIU freezes it
+// while it dumps, and waits): at the next start the checkpoint is undone
+// and the container, running before, runs again.
+func TestHostileCheckpointThaw(t *testing.T) {
+	requireIntegration(t)
+	if _, err := exec.LookPath("criu"); err != nil {
+		t.Skip("criu is not installed: ctrfs refuses to checkpoint without it")
+	}
+	pidFile := filepath.Join(t.TempDir(), "runc.pid")
+	wrapper := runtimeWrapper(t, "checkpoint", `		root=
+		prev=
+		for b; do [ "$prev" = --root ] && root=$b; prev=$b; done
+		runc --root "$root" pause "$prev"
+		echo $$ > `+pidFile+`
+		sleep 1000 &
+		wait
+		exit 1`)
+	d := startDaemon(t, "--runtime", wrapper)
+	id := newID("ht")
+	d.run(id, newBundle(t, "sleep", "1000"))
+	defer d.forceDelete(id)
+	go d.ctl("checkpoint cp1\n", id) // ends with the daemon
+	root := filepath.Join(d.state, "runc")
+	waitFor(t, "the container frozen by the checkpoint", func() (bool, string) {
+		st, _ := runcState(root, id)
+		return fileExistsT(pidFile) && st == "paused", st
+	})
+	d.kill()
+	d.restart()
+	if got := d.readTrim(id, "state"); got != "running" {
+		t.Errorf("state after the restart: %q, want running", got)
+	}
+	if st, err := runcState(root, id); err != nil || st != "running" {
+		t.Errorf("runc state after the restart: %q %v, want running", st, err)
+	}
+	d.mustCtl("pause\n", id) // the lifecycle agrees
+	d.mustCtl("resume\n", id)
 }

@@ -27,6 +27,15 @@ var containerTable = cmdtab[containerCtl]{
 	row("exec", "exec NAME [opts] -- ARGV... | exec NAME [--stdin] {JSON}", parseExec, containerCtl.Exec).withJSON(execJSONForm),
 	row("update", "update KEY=VALUE...|{JSON}", parseUpdate, containerCtl.Update).withJSON(func([]string) bool { return true }),
 	row("checkpoint", "checkpoint NAME [--exit] [--tcp] [--unix-sockets] [--shell] [--empty-ns NS] [--dir DIR]", parseCheckpoint, containerCtl.Checkpoint),
+	// rmdir of an exited exec or of a checkpoint, as verbs: rmdir is
+	// root's alone (directories are not group-writable), ctl is the
+	// operators' too.
+	row("remove-process", "remove-process NAME", parseWord("remove-process NAME"), func(c containerCtl, _ context.Context, name string) error {
+		return c.RemoveProcess(name)
+	}),
+	row("delete-checkpoint", "delete-checkpoint NAME", parseWord("delete-checkpoint NAME"), func(c containerCtl, _ context.Context, name string) error {
+		return c.DeleteCheckpoint(name)
+	}),
 	row("delete", "delete [--force]", parseForce, func(c containerCtl, ctx context.Context, force bool) error {
 		return c.rt.Delete(ctx, c.Container, force)
 	}),

@@ -14,6 +14,7 @@ func FuzzParseExecJSON(f *testing.F) {
 		`{"args":["id"],"cwd":"/"}`, `{"args":["sh","-c","echo hi"],"env":["A=b"]}`,
 		`{"user":{"uid":1000,"gid":1000}}`, `{"terminal":true,"args":["sh"]}`, `{"args":[]}`,
 		`{"args":["\u00e9"]}`, "{\"args\":[\"\xff\"]}", `{"user":{"uid":4294967294}}`, `{}{}`, `{"x":1}`,
+		`{"args":["\udcff"]}`, `{"args":["\ud83d\ude00"]}`, `{"env":["A=\ud83d"]}`, `{"args":["\\udcff"]}`,
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
@@ -36,6 +37,9 @@ func FuzzParseExecJSON(f *testing.F) {
 		if !json.Valid(req.Spec) {
 			t.Fatalf("accepted invalid JSON %q", req.Spec)
 		}
+		if runtime.CheckJSONSurrogates("fuzz", req.Spec) != nil {
+			t.Fatalf("accepted a lone surrogate escape in %q", req.Spec)
+		}
 	})
 }
 
@@ -46,6 +50,7 @@ func FuzzParseUpdate(f *testing.F) {
 		`{"cpu":{"shares":512}}`, `{"memory":{"limit":67108864,"swap":-1}}`, `{"pids":{"limit":50}}`,
 		`{"blockIO":{"weight":100}}`, `{"cpu":{"cpus":"0-1","mems":"0"}}`, `{"devices":[]}`, `{"pids":{"limit":0}}`,
 		`{"memory":{"limit":-2}}`, `{} x`, `{"cpu":{"quota":-1,"period":100000}}`,
+		`{"cpu":{"cpus":"\udcff"}}`, `{"cpu":{"mems":"\ud800\udc00"}}`,
 	} {
 		f.Add(s, "")
 	}

@@ -83,6 +83,9 @@ func parseUpdate(args []string, obj string) (runtime.UpdateRequest, error) {
 	case obj != "" && len(args) > 0:
 		return req, fmt.Errorf("give either a JSON object or key=value pairs, not both")
 	case obj != "":
+		if err := runtime.CheckJSONSurrogates("update", []byte(obj)); err != nil {
+			return req, err
+		}
 		dec := json.NewDecoder(strings.NewReader(obj))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req.Resources); err != nil {

@@ -25,7 +25,10 @@ type cgroupDirs struct {
 	// controllers ("" where one is not mounted), or the v2 group: the
 	// stats file reads them.
 	pidsDir, cpu, cpuacct, blkio string
-	v2                           bool
+	// cpuset is the v1 cpuset directory, or the v2 group: a failed
+	// update reads back what the kernel has.
+	cpuset string
+	v2     bool
 }
 
 // cgroupMount is one cgroup filesystem mount from mountinfo.
@@ -113,12 +116,13 @@ func cgroupDirsOf(pid int) (cgroupDirs, error) {
 	d.freezer = dir("freezer")
 	d.memory = dir("memory")
 	d.pidsDir, d.cpu, d.cpuacct, d.blkio = dir("pids"), dir("cpu"), dir("cpuacct"), dir("blkio")
+	d.cpuset = dir("cpuset")
 	if d.procs == "" && haveV2 {
 		// A pure v2 host: one group holds everything.
 		for _, m := range mounts {
 			if m.v2 {
 				g := filepath.Join(m.point, relCgroup(m.root, v2Path))
-				d = cgroupDirs{procs: g, freezer: g, memory: g, pidsDir: g, cpu: g, cpuacct: g, blkio: g, v2: true}
+				d = cgroupDirs{procs: g, freezer: g, memory: g, pidsDir: g, cpu: g, cpuacct: g, blkio: g, cpuset: g, v2: true}
 				break
 			}
 		}

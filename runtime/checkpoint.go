@@ -92,9 +92,18 @@ const (
 )
 
 // openBundle opens the container's bundle directory, following the path
-// given at create (the user who created it chose it).
+// given at create (the user who created it chose it), and checks that it
+// is the directory the container was created with.
 func (c *Container) openBundle() (*os.File, error) {
-	return safeio.OpenDir(-1, c.rec.Bundle, 0)
+	return openBundleAs(c.rec.Bundle, c.rec.bundleID())
+}
+
+// bundleID is the bundle's recorded identity, zero when none is.
+func (rec *containerRecord) bundleID() fileID {
+	if rec.BundleID == nil {
+		return fileID{}
+	}
+	return *rec.BundleID
 }
 
 // openCheckpointsDir opens <bundle>/checkpoints, which must be a real
@@ -129,6 +138,9 @@ func (c *Container) openCheckpointsDir(create bool) (bundle, dir *os.File, made 
 // checkpointDirError is the error of a checkpoints directory that cannot
 // be opened.
 func checkpointDirError(what, dir string, err error) error {
+	if sw := swappedBundle(what, err); sw != nil {
+		return sw
+	}
 	why := unreadable(err)
 	if KindOf(why) == KindInvalid {
 		return Errorf(KindInvalid, "%s: %s: %v (it must be a directory of the bundle, not a symlink)", what, dir, why)
@@ -188,7 +200,7 @@ func (c *Container) Checkpoint(ctx context.Context, req CheckpointRequest) error
 		return c.failed(OrderCheckpoint, Errorf(KindRuntime,
 			"checkpoint: criu is not installed, and runc checkpoints with it (apt-get install criu)"))
 	}
-	fl := &checkpointFlight{Dir: req.Dir, Tmp: fmt.Sprintf(".%s.tmp-%d", req.Name, time.Now().UnixNano()), MadeDir: madeDir}
+	fl := &checkpointFlight{Dir: req.Dir, Tmp: fmt.Sprintf(".%s.tmp-%d", req.Name, time.Now().UnixNano()), MadeDir: madeDir, Was: c.State()}
 	if err := fl.record(c.dir); err != nil {
 		undoDir()
 		return Errorf(KindInternal, "checkpoint: cannot record the order: %v", err)
@@ -363,15 +375,31 @@ func (c *Container) DeleteCheckpoint(name string) error {
 
 // restoreFrom finds the checkpoint a create asks to restore from: in the
 // bundle's checkpoints/ (a real directory, no symlink below the bundle) or
-// in the directory the user named.
-func restoreFrom(ctx context.Context, req *CreateRequest) (*proto.Restore, error) {
+// in the directory the user named. The checkpoint's directory is opened
+// (O_PATH, no symlink followed) and held: the runtime is given it as
+// /proc/PID/fd/N, which no swap by the bundle's owner between this check
+// and the restore can redirect. The caller closes held once the shim has
+// run the runtime; from is the checkpoint's path, to show.
+func restoreFrom(ctx context.Context, req *CreateRequest, bundleID fileID) (rest *proto.Restore, from string, held *os.File, err error) {
+	rest, from, held, err = findCheckpoint(ctx, req, bundleID)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if _, err := exec.LookPath("criu"); err != nil {
+		held.Close()
+		return nil, "", nil, Errorf(KindRuntime, "restore: criu is not installed, and runc restores with it (apt-get install criu)")
+	}
+	return rest, from, held, nil
+}
+
+func findCheckpoint(ctx context.Context, req *CreateRequest, bundleID fileID) (*proto.Restore, string, *os.File, error) {
 	dir := req.CheckpointDir
 	var f *os.File
 	var err error
 	if dir == "" {
 		dir = filepath.Join(req.Bundle, checkpointsDirName)
 		var bundle *os.File
-		if bundle, err = safeio.OpenDir(-1, req.Bundle, 0); err == nil {
+		if bundle, err = openBundleAs(req.Bundle, bundleID); err == nil {
 			f, err = safeio.OpenDir(int(bundle.Fd()), checkpointsDirName, safeio.Strict)
 			bundle.Close()
 		}
@@ -380,27 +408,31 @@ func restoreFrom(ctx context.Context, req *CreateRequest) (*proto.Restore, error
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, Errorf(KindNotFound, "restore: no checkpoint %q in %s", req.Checkpoint, dir)
+			return nil, "", nil, Errorf(KindNotFound, "restore: no checkpoint %q in %s", req.Checkpoint, dir)
 		}
-		return nil, checkpointDirError("restore", dir, err)
+		return nil, "", nil, checkpointDirError("restore", dir, err)
 	}
 	defer f.Close()
 	path := filepath.Join(dir, req.Checkpoint)
-	b, err := safeio.ReadFile(ctx, int(f.Fd()), filepath.Join(req.Checkpoint, checkpointConfigFile), safeio.Strict, maxCheckpointConfig)
+	cp, err := safeio.OpenPathDir(int(f.Fd()), req.Checkpoint, safeio.Strict)
+	var b []byte
+	if err == nil {
+		b, err = safeio.ReadFile(ctx, int(cp.Fd()), checkpointConfigFile, safeio.Strict, maxCheckpointConfig)
+	}
 	var info CheckpointInfo
 	if err == nil {
 		err = json.Unmarshal(b, &info)
 	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, Errorf(KindNotFound, "restore: no checkpoint %q in %s", req.Checkpoint, dir)
+		if cp != nil {
+			cp.Close()
 		}
-		return nil, Errorf(KindInvalid, "restore: checkpoint %s: unreadable %s: %v", path, checkpointConfigFile, err)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", nil, Errorf(KindNotFound, "restore: no checkpoint %q in %s", req.Checkpoint, dir)
+		}
+		return nil, "", nil, Errorf(KindInvalid, "restore: checkpoint %s: unreadable %s: %v", path, checkpointConfigFile, err)
 	}
-	if _, err := exec.LookPath("criu"); err != nil {
-		return nil, Errorf(KindRuntime, "restore: criu is not installed, and runc restores with it (apt-get install criu)")
-	}
-	return &proto.Restore{Path: path, TCP: info.TCP, UnixSockets: info.UnixSockets, Shell: info.Shell, EmptyNS: info.EmptyNS}, nil
+	return &proto.Restore{Path: safeio.FdPath(cp), TCP: info.TCP, UnixSockets: info.UnixSockets, Shell: info.Shell, EmptyNS: info.EmptyNS}, path, cp, nil
 }
 
 // runcLogFile is runc's pointer to CRIU's log ("log file: dump.log"),

@@ -127,27 +127,30 @@ func TestCheckpointFiles(t *testing.T) {
 func TestRestoreFrom(t *testing.T) {
 	bundle := t.TempDir()
 	req := &CreateRequest{ID: "w", Bundle: bundle, Checkpoint: "cp"}
-	if _, err := restoreFrom(context.Background(), req); KindOf(err) != KindNotFound {
+	if _, _, _, err := restoreFrom(context.Background(), req, fileID{}); KindOf(err) != KindNotFound {
 		t.Errorf("missing checkpoint: %v, want ENOENT", err)
 	}
 	dir := filepath.Join(bundle, "checkpoints", "cp")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"name":"cp","tcp":true,"unixSockets":true,"shell":true,"emptyNS":["network"]}`), 0o644)
-	r, err := restoreFrom(context.Background(), req)
+	r, from, held, err := restoreFrom(context.Background(), req, fileID{})
 	if _, lerr := exec.LookPath("criu"); lerr != nil {
 		if KindOf(err) != KindRuntime || !strings.Contains(err.Error(), "criu is not installed") {
 			t.Errorf("without criu: %v", err)
 		}
 		return
 	}
-	if err != nil || r.Path != dir || !r.TCP || !r.UnixSockets || !r.Shell || !reflect.DeepEqual(r.EmptyNS, []string{"network"}) {
+	defer held.Close()
+	// The runtime is given the held directory, not the path a swap could
+	// redirect.
+	if target, _ := os.Readlink(r.Path); err != nil || from != dir || target != dir || !strings.HasPrefix(r.Path, "/proc/") || !r.TCP || !r.UnixSockets || !r.Shell || !reflect.DeepEqual(r.EmptyNS, []string{"network"}) {
 		t.Errorf("restoreFrom = %+v, %v", r, err)
 	}
 	other := t.TempDir()
 	os.MkdirAll(filepath.Join(other, "cp"), 0o755)
 	os.WriteFile(filepath.Join(other, "cp", "config.json"), []byte(`{`), 0o644)
 	req.CheckpointDir = other
-	if _, err := restoreFrom(context.Background(), req); KindOf(err) != KindInvalid {
+	if _, _, _, err := restoreFrom(context.Background(), req, fileID{}); KindOf(err) != KindInvalid {
 		t.Errorf("bad config.json: %v, want EINVAL", err)
 	}
 }

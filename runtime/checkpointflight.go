@@ -13,6 +13,7 @@ import (
 
 	"github.com/ctrfs/ctrfs/internal/procfs"
 	"github.com/ctrfs/ctrfs/internal/safeio"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,6 +33,10 @@ type checkpointFlight struct {
 	Tmp string `json:"tmp"`
 	// MadeDir says the order made <bundle>/checkpoints.
 	MadeDir bool `json:"made_dir,omitempty"`
+	// Was is the container's state when the order began (running or
+	// paused): CRIU freezes a running container while it dumps, and one
+	// killed meanwhile leaves it frozen, so the undo thaws it if it ran.
+	Was State `json:"was,omitempty"`
 	// Pid and Start are the runtime's process (the leader of its process
 	// group, CRIU among it) and its start time: the pid-reuse guard.
 	Pid   int    `json:"pid,omitempty"`
@@ -127,11 +132,14 @@ func (r *Runtime) undoCheckpoint(dir string, rec containerRecord) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
+		if fl.Was == Running {
+			r.thawAfterCheckpoint(rec, log)
+		}
 	}
 	if fl.Tmp != "" && !strings.ContainsRune(fl.Tmp, '/') && strings.Contains(fl.Tmp, ".tmp-") {
 		var bundle, d *os.File
 		if fl.Dir == "" {
-			if bundle, err = safeio.OpenDir(-1, rec.Bundle, 0); err == nil {
+			if bundle, err = openBundleAs(rec.Bundle, rec.bundleID()); err == nil {
 				d, err = safeio.OpenDir(int(bundle.Fd()), checkpointsDirName, safeio.Strict)
 			}
 		} else {
@@ -154,3 +162,20 @@ func (r *Runtime) undoCheckpoint(dir string, rec containerRecord) {
 	}
 	fl.done(dir)
 }
+
+// thawAfterCheckpoint resumes a container that a checkpoint cut short
+// left frozen (it ran before the order): runc resume, which thaws the
+// cgroup where runc (from the freezer) finds it paused, and else refuses,
+// which is then no news.
+func (r *Runtime) thawAfterCheckpoint(rec containerRecord, log *logrus.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), thawTimeout)
+	defer cancel()
+	if err := newRuntimeCLI(rec.RuntimePath, r.runtimeRoot, rec.RuntimeArgs).resume(ctx, rec.ID); err != nil {
+		log.WithError(err).Debug("not thawed after a checkpoint cut short (not frozen?)")
+		return
+	}
+	log.Warn("thawed the container a checkpoint cut short had left frozen")
+}
+
+// thawTimeout bounds the runtime's resume at load.
+const thawTimeout = 30 * time.Second

@@ -142,12 +142,16 @@ const maxBundleConfig = 4 << 20
 // bytes, and a symlink only if it stays inside the bundle (never to
 // /dev/zero, never out). A FIFO is refused at once, never waited on, and
 // the read ends with ctx.
-func readBundle(ctx context.Context, bundle string) ([]byte, *specs.Spec, error) {
+func readBundle(ctx context.Context, bundle string) ([]byte, *specs.Spec, fileID, error) {
 	dir, err := safeio.OpenDir(-1, bundle, 0)
 	if err != nil {
-		return nil, nil, Errorf(KindInvalid, "bundle %q is not a directory: %w", bundle, err)
+		return nil, nil, fileID{}, Errorf(KindInvalid, "bundle %q is not a directory: %w", bundle, err)
 	}
 	defer dir.Close()
+	id, err := idOf(dir)
+	if err != nil {
+		return nil, nil, fileID{}, Errorf(KindInternal, "bundle %q: %w", bundle, err)
+	}
 	raw, err := safeio.ReadFile(ctx, int(dir.Fd()), "config.json", safeio.Beneath, maxBundleConfig)
 	if err != nil {
 		why := unreadable(err)
@@ -155,13 +159,13 @@ func readBundle(ctx context.Context, bundle string) ([]byte, *specs.Spec, error)
 		if kind == KindNotFound { // the bundle is what is wrong
 			kind = KindInvalid
 		}
-		return nil, nil, Errorf(kind, "bundle %q: config.json: %w", bundle, why)
+		return nil, nil, fileID{}, Errorf(kind, "bundle %q: config.json: %w", bundle, why)
 	}
 	spec, err := parseBundle(raw)
 	if err != nil {
-		return nil, nil, Errorf(KindInvalid, "bundle %q: %v", bundle, err)
+		return nil, nil, fileID{}, Errorf(KindInvalid, "bundle %q: %v", bundle, err)
 	}
-	return raw, spec, nil
+	return raw, spec, id, nil
 }
 
 // parseBundle parses a bundle's config.json and checks what ctrfs needs of it.
@@ -267,6 +271,10 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err != nil {
 		return fail(err)
 	}
+	if plan.restoreDir != nil {
+		// Held until the shim has run the runtime (launchInit returns).
+		defer plan.restoreDir.Close()
+	}
 	req, rtPath = plan.req, plan.rtPath
 	c, err := r.containerOf(plan)
 	if err != nil {
@@ -299,6 +307,13 @@ type createPlan struct {
 	rtName  string // the runtime as asked for
 	rtPath  string // and found
 	restore *proto.Restore
+	// restoredFrom is the checkpoint's path, restoreDir the checkpoint's
+	// directory, held open while the shim restores from it (its
+	// restore.Path is this fd through /proc).
+	restoredFrom string
+	restoreDir   *os.File
+	// bundleID is the bundle directory's identity, as read.
+	bundleID fileID
 }
 
 // planCreate checks the request, reads the bundle and finds the runtime
@@ -307,11 +322,11 @@ func (r *Runtime) planCreate(ctx context.Context, req CreateRequest) (*createPla
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
-	raw, spec, err := readBundle(ctx, req.Bundle)
+	raw, spec, bundleID, err := readBundle(ctx, req.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	plan := &createPlan{raw: raw, spec: spec, rtName: req.Runtime}
+	plan := &createPlan{raw: raw, spec: spec, rtName: req.Runtime, bundleID: bundleID}
 	if plan.rtName == "" {
 		plan.rtName = r.cfg.Runtime
 	}
@@ -323,7 +338,7 @@ func (r *Runtime) planCreate(ctx context.Context, req CreateRequest) (*createPla
 		return nil, err
 	}
 	if req.Checkpoint != "" {
-		if plan.restore, err = restoreFrom(ctx, &req); err != nil {
+		if plan.restore, plan.restoredFrom, plan.restoreDir, err = restoreFrom(ctx, &req, bundleID); err != nil {
 			return nil, err
 		}
 		req.Start = true // runc restore brings it back running
@@ -348,8 +363,12 @@ func (r *Runtime) containerOf(plan *createPlan) (*Container, error) {
 	if spec.Linux != nil {
 		rec.Resources = spec.Linux.Resources
 	}
+	if plan.bundleID != (fileID{}) {
+		id := plan.bundleID
+		rec.BundleID = &id
+	}
 	if plan.restore != nil {
-		rec.RestoredFrom = plan.restore.Path
+		rec.RestoredFrom = plan.restoredFrom
 	}
 	if req.TTY && !spec.Process.Terminal {
 		return nil, Errorf(KindInvalid, "%s: --tty: bundle %q says \"terminal\": false in config.json; init runs on a terminal when the bundle says \"terminal\": true", req.verb(), req.Bundle)

@@ -130,6 +130,9 @@ func checkIDs(u specs.User) error {
 // parseUserSpec checks the JSON form: one JSON object whose fields are all
 // OCI process fields, those given valid on their own.
 func parseUserSpec(raw []byte) (map[string]json.RawMessage, error) {
+	if err := CheckJSONSurrogates("exec: the process spec", raw); err != nil {
+		return nil, err
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, Errorf(KindInvalid, "exec: the process spec is not one JSON object: %v", jsonErr(err))

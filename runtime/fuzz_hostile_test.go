@@ -23,7 +23,7 @@ func FuzzBundleConfig(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got, spec, err := readBundle(context.Background(), dir)
+		got, spec, _, err := readBundle(context.Background(), dir)
 		if err != nil {
 			if KindOf(err) != KindInvalid {
 				t.Fatalf("error of unexpected kind: %v", err)

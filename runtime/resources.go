@@ -314,8 +314,8 @@ func resourcesOf(raw []byte) *specs.LinuxResources {
 // them (a state directory that cannot take them refuses the update with
 // the kernel untouched), and after a runtime failure, which may come after
 // the kernel took some of them (runc writes its own state last), status
-// takes back from the kernel what it can read (memory and pids limits) and
-// the rest as before.
+// takes back from the kernel what it can read (memory and pids limits,
+// cpu, cpuset and block I/O weight) and the rest as before.
 func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 	if err := req.Check(); err != nil {
 		return err
@@ -354,10 +354,11 @@ func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 }
 
 // settleFailedUpdate makes the record of a failed update say what the
-// kernel has: the limits it can read back (memory, pids) as read, the
-// others as before, and writes it back.
+// kernel has: the limits it can read back (memory and pids limits, cpu,
+// cpuset, block I/O weight) as read, the others as before, and writes it
+// back.
 func (c *Container) settleFailedUpdate(before *specs.LinuxResources, asked specs.LinuxResources) {
-	got := specs.LinuxResources{}
+	got := readBack(c.cgroups(), before, asked)
 	if st, err := c.Stats(); err == nil && st != nil {
 		if m := asked.Memory; m != nil && m.Limit != nil {
 			got.Memory = &specs.LinuxMemory{Limit: kernelLimit(st.Memory.Limit)}

@@ -48,6 +48,9 @@ type containerRecord struct {
 	// Resources are the bundle's linux.resources with every update since
 	// merged in: the limits as ctrfs applied them.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	// BundleID is the bundle directory's device and inode at create:
+	// where ctrfs works in the bundle again, it must be that directory.
+	BundleID *fileID `json:"bundle_id,omitempty"`
 	// RestoredFrom is the checkpoint the container was restored from.
 	RestoredFrom string `json:"restored_from,omitempty"`
 	// Image is the manifest digest of the image the container was run

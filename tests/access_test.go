@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,10 +139,16 @@ func TestAccessMatrix(t *testing.T) {
 		{name: "reader-primary", uid: unusedUID(t), gid: rd},
 		{name: "other", uid: other, gid: other},
 	}
-	// rmdir removes an exec that has exited: each role gets its own.
+	// rmdir and remove-process remove an exec that has exited, and
+	// delete-checkpoint a checkpoint: each role gets its own.
+	cps := filepath.Join(d.readTrim(id, "bundle"), "checkpoints")
 	for _, r := range roles {
-		d.mustCtl("exec gone-"+r.name+" -- true\n", id)
-		d.waitContent("0", id, "processes", "gone-"+r.name, "exit")
+		for _, p := range []string{"gone-", "rmv-"} {
+			d.mustCtl("exec "+p+r.name+" -- true\n", id)
+			d.waitContent("0", id, "processes", p+r.name, "exit")
+		}
+		os.MkdirAll(filepath.Join(cps, "cp-"+r.name), 0o755)
+		os.WriteFile(filepath.Join(cps, "cp-"+r.name, "config.json"), []byte(`{"name":"cp-`+r.name+`"}`), 0o644)
 	}
 	type use struct {
 		name   string
@@ -158,6 +165,8 @@ func TestAccessMatrix(t *testing.T) {
 		{"write ctl", func(string) string { return `echo "update pids=1000" > "$MNT/` + id + `/ctl"` }, writers},
 		{"rmdir", func(r string) string { return `rmdir "$MNT/` + id + `/processes/gone-` + r + `"` }, rootOnly},
 		{"stdin write", func(string) string { return `echo hello > "$MNT/` + id + `/processes/feed/stdin"` }, writers},
+		{"remove-process", func(r string) string { return `echo "remove-process rmv-` + r + `" > "$MNT/` + id + `/ctl"` }, writers},
+		{"delete-checkpoint", func(r string) string { return `echo "delete-checkpoint cp-` + r + `" > "$MNT/` + id + `/ctl"` }, writers},
 	}
 	for _, r := range roles {
 		for _, u := range uses {
@@ -178,6 +187,13 @@ func TestAccessMatrix(t *testing.T) {
 	}
 	if _, err := os.Stat(d.path(id, "processes", "gone-root")); !os.IsNotExist(err) {
 		t.Errorf("processes/gone-root after root's rmdir: %v, want ENOENT", err)
+	}
+	for _, r := range roles {
+		_, perr := os.Stat(d.path(id, "processes", "rmv-"+r.name))
+		_, cerr := os.Stat(filepath.Join(cps, "cp-"+r.name))
+		if gone := writers[r.name]; gone != os.IsNotExist(perr) || gone != os.IsNotExist(cerr) {
+			t.Errorf("%s: after remove-process and delete-checkpoint: process %v, checkpoint %v (want removed: %v)", r.name, perr, cerr, gone)
+		}
 	}
 	// An operator outside the read group cannot reach the ctl files: the
 	// directories are the read group's (one group a file).

@@ -5,9 +5,12 @@ package criulog
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"regexp"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // errorLine matches an error line of a CRIU log or of `criu check`:
@@ -37,9 +40,30 @@ func Errors(log []byte) string {
 	return strings.Join(strings.Fields(strings.Join(errs, "; ")), " ")
 }
 
-// FileErrors is Errors of the log file at path ("" if it cannot be read).
+// MaxRead is how much of a log file FileErrors reads: its end, where the
+// errors that ended the run are. CRIU's logs rarely pass a few hundred KiB;
+// a verbose one may grow without bound.
+const MaxRead = 4 << 20
+
+// FileErrors is Errors of the last MaxRead bytes of the log file at path
+// ("" if it cannot be read). Only a regular file is read, and no symlink
+// is followed.
 func FileErrors(path string) string {
-	b, err := os.ReadFile(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return ""
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close() // read only: nothing to lose
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	from := st.Size() - MaxRead
+	if from < 0 {
+		from = 0
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, from, MaxRead))
 	if err != nil {
 		return ""
 	}

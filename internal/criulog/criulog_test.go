@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCriuErrors(t *testing.T) {
@@ -23,5 +25,36 @@ func TestCriuErrors(t *testing.T) {
 	}
 	if got := FileErrors(filepath.Join(t.TempDir(), "none")); got != "" {
 		t.Errorf("FileErrors of a missing log = %q", got)
+	}
+}
+
+// TestFileErrorsBounded: a log larger than MaxRead is read from its end
+// only; a symlink or a FIFO is not read.
+func TestFileErrorsBounded(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "restore.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("(00.1) Error (criu/a.c:1): early\n")
+	line := []byte("(00.1) a line of a verbose log, not an error\n")
+	for n := 0; n < 2*MaxRead; n += len(line) {
+		f.Write(line)
+	}
+	f.WriteString("(00.2) Error (criu/b.c:2): late\n")
+	f.Close()
+	if got := FileErrors(path); got != "late" {
+		t.Errorf("FileErrors = %q, want %q", got, "late")
+	}
+	link := filepath.Join(dir, "link.log")
+	os.Symlink(path, link)
+	if got := FileErrors(link); got != "" {
+		t.Errorf("through a symlink: %q", got)
+	}
+	fifo := filepath.Join(dir, "fifo.log")
+	unix.Mkfifo(fifo, 0o600)
+	if got := FileErrors(fifo); got != "" {
+		t.Errorf("a FIFO: %q", got)
 	}
 }

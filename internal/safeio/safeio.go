@@ -48,6 +48,17 @@ func OpenDir(dirfd int, path string, resolve uint64) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// OpenPathDir opens a directory below dirfd as an O_PATH handle, resolved
+// with resolve: what a child process is given as /proc/PID/fd/N (FdPath)
+// to name that very directory, whatever is renamed or swapped meanwhile.
+func OpenPathDir(dirfd int, path string, resolve uint64) (*os.File, error) {
+	fd, err := openat(dirfd, path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, resolve)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 func openat(dirfd int, path string, flags int, resolve uint64) (int, error) {
 	if dirfd < 0 {
 		return unix.Open(path, flags, 0)

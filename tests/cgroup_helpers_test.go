@@ -2,10 +2,12 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,8 +19,8 @@ import (
 
 // cgroupDir returns the directory of pid's cgroup for controller: in the v1
 // hierarchy holding controller where there is one, otherwise pid's cgroup v2
-// group (v2 true). controller "" asks for the v2 group. "" when pid is gone
-// or has no such cgroup. Paths come from /proc/PID/cgroup and mountinfo,
+// group (v2 true). controller "" asks for the v2 group. "" when pid is gone,
+// exiting (on v1), or has no such cgroup. Paths come from /proc/PID/cgroup and mountinfo,
 // never guessed (runc nests the v1 memory cgroup under the caller's own).
 func cgroupDir(pid int, controller string) (dir string, v2 bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
@@ -63,6 +65,11 @@ func cgroupDir(pid int, controller string) (dir string, v2 bool) {
 		}
 		if controller != "" && slices.Contains(strings.Split(f[1], ","), controller) {
 			if root, point := mount(false); point != "" {
+				if exiting(pid) {
+					// v1 shows an exiting task in the root cgroup of every
+					// hierarchy (kernel/cgroup/cgroup.c, proc_cgroup_show).
+					return "", false
+				}
 				return join(root, point, f[2]), false
 			}
 		}
@@ -121,4 +128,21 @@ func hostCgroupFile(tb testing.TB, pid int, controller, name string) string {
 		tb.Fatalf("no %q cgroup for pid %d", controller, pid)
 	}
 	return filepath.Join(dir, name)
+}
+
+// exiting reports whether pid is exiting or a zombie (PF_EXITING in the
+// flags of /proc/PID/stat, set early in do_exit and never cleared), or gone.
+func exiting(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ppid pgrp session tty_nr tpgid flags ...
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 7 {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	const pfExiting = 0x4
+	return err != nil || flags&pfExiting != 0
 }

@@ -18,7 +18,16 @@ suite=bookworm
 
 key=$(cat "$here/build-image.sh" "$here/packages" | sha256sum | cut -c1-16)
 out=$cache/$suite-$key
-if [ -f "$out/root.img" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
+have() { [ -f "$out/root.img" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; }
+if have; then
+	echo "$out"
+	exit 0
+fi
+mkdir -p "$cache"
+# One build at a time; a second caller waits and takes the first one's image.
+exec 9>"$cache/.lock"
+flock 9
+if have; then
 	echo "$out"
 	exit 0
 fi
@@ -39,7 +48,6 @@ if [ -z "$mirror" ]; then
 	mirror=${mirror:-http://deb.debian.org/debian}
 fi
 
-mkdir -p "$cache"
 work=$(mktemp -d "$cache/build-XXXXXX")
 cleanup() {
 	# debootstrap mounts proc and sys in the tree: never remove through them.
@@ -86,8 +94,8 @@ mkdir -p "$work/out"
 cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -1)" "$work/out/vmlinuz"
 cp "$(ls "$root"/boot/initrd.img-* | sort -V | tail -1)" "$work/out/initrd.img"
 # Room for the tests' own files beside the system (sparse on the host).
-size=$(( $(du -sm "$root" | cut -f1) + 1536 ))
-mkfs.ext4 -q -F -L ctrfs-vm -d "$root" "$work/out/root.img" "${size}M"
+size=$(( $(du -smx "$root" | cut -f1) + 1536 ))
+mkfs.ext4 -q -F -L ctrfs-vm -d "$root" "$work/out/root.img" "${size}M" >&2 # stdout is the answer
 
 rm -rf "$out"
 mv "$work/out" "$out"

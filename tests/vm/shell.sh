@@ -17,7 +17,7 @@ share=$(mktemp -d /tmp/ctrfs-vm-share-XXXXXX)
 trap 'rm -rf "$share"' EXIT
 (cd "$repo" && CGO_ENABLED=0 "$go" build -o "$share/bin/" ./cmd/ctrfs ./cmd/ctrfs-shim ./tests/mkbundle)
 cat >"$share/cmd" <<'CMD'
-export PATH=/mnt/share/bin:$PATH PS1='ctrfs-vm# '
+export PATH=/mnt/share/bin:$PATH
 cd /root
 exec bash -i
 CMD

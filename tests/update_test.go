@@ -56,6 +56,13 @@ func TestUpdate(t *testing.T) {
 		if got := readUintFile(t, hostCgroupFile(t, pid, "pids", "pids.max")); got != 50 {
 			t.Errorf("pids.max = %d", got)
 		}
+	} else {
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "memory.max")); got != 64<<20 {
+			t.Errorf("memory.max = %d", got)
+		}
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "pids.max")); got != 50 {
+			t.Errorf("pids.max = %d", got)
+		}
 	}
 	res := d.statusResources(id)
 	if jsonPath(res, "memory", "limit") != float64(64<<20) || jsonPath(res, "pids", "limit") != float64(50) {
@@ -72,6 +79,11 @@ func TestUpdate(t *testing.T) {
 		if got := readUintFile(t, hostCgroupFile(t, pid, "cpu", "cpu.shares")); got != 512 {
 			t.Errorf("cpu.shares = %d, want 512", got)
 		}
+	} else {
+		// runc's conversion of shares to a weight: 1 + (512-2)*9999/262142.
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "cpu.weight")); got != 20 {
+			t.Errorf("cpu.weight = %d, want 20 (shares 512)", got)
+		}
 	}
 	res = d.statusResources(id)
 	if jsonPath(res, "cpu", "shares") != float64(512) || jsonPath(res, "memory", "limit") != float64(64<<20) {
@@ -87,6 +99,10 @@ func TestUpdate(t *testing.T) {
 	if v1 {
 		if q, p := readUintFile(t, hostCgroupFile(t, pid, "cpu", "cpu.cfs_quota_us")), readUintFile(t, hostCgroupFile(t, pid, "cpu", "cpu.cfs_period_us")); q != 50000 || p != 100000 {
 			t.Errorf("cfs quota/period = %d/%d", q, p)
+		}
+	} else {
+		if b, err := os.ReadFile(hostCgroupFile(t, pid, "", "cpu.max")); err != nil || strings.TrimSpace(string(b)) != "50000 100000" {
+			t.Errorf("cpu.max = %q, %v; want 50000 100000", b, err)
 		}
 	}
 

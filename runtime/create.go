@@ -183,6 +183,11 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err := r.launchInit(ctx, c, plan); err != nil {
 		return fail(err)
 	}
+	if plan.restore != nil {
+		if err := r.restoredCgroups(c); err != nil {
+			return fail(err)
+		}
+	}
 	if err := r.register(c, req.Start); err != nil {
 		return fail(err)
 	}
@@ -225,6 +230,8 @@ func (r *Runtime) planCreate(req CreateRequest) (*createPlan, error) {
 		if plan.restore, err = restoreFrom(&req); err != nil {
 			return nil, err
 		}
+		plan.restore.CgroupsMode = restoreCgroupsMode(plan.rtPath)
+		plan.restore.CgroupRoot = restoreCgroupRoot(spec, req.ID, req.RuntimeArgs, plan.restore.CgroupsMode)
 		req.Start = true // runc restore brings it back running
 	}
 	plan.req = req

@@ -322,6 +322,9 @@ func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 		return err
 	}
 	res := req.normalized()
+	if err := c.checkMemoryLimit(&res); err != nil {
+		return c.failed(OrderUpdate, err)
+	}
 	if err := c.cli.update(ctx, c.id, &res); err != nil {
 		return c.failed(OrderUpdate, err)
 	}

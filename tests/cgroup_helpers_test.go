@@ -2,14 +2,14 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ctrfs/ctrfs/internal/procfs"
 )
 
 // The tests' own reading of the kernel's cgroup files, on cgroup v1 (one
@@ -131,18 +131,8 @@ func hostCgroupFile(tb testing.TB, pid int, controller, name string) string {
 }
 
 // exiting reports whether pid is exiting or a zombie (PF_EXITING in the
-// flags of /proc/PID/stat, set early in do_exit and never cleared), or gone.
+// flags of /proc/PID/stat), or gone.
 func exiting(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) state ppid pgrp session tty_nr tpgid flags ...
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 7 {
-		return true
-	}
-	flags, err := strconv.ParseUint(f[6], 10, 64)
-	const pfExiting = 0x4
-	return err != nil || flags&pfExiting != 0
+	st, err := procfs.ReadStat(pid)
+	return err != nil || st.Flags&procfs.PFExiting != 0
 }

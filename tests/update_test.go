@@ -127,18 +127,29 @@ func TestUpdate(t *testing.T) {
 	d.forceDelete(id)
 }
 
-// TestUpdateRuntimeRefuses: a limit the kernel refuses (below what the
-// container uses) is EIO with runc's text, an error event, and changes
-// nothing.
+// TestUpdateRuntimeRefuses: a memory limit below what the container uses
+// is refused and changes nothing, with an error event: on cgroup v1 the
+// kernel refuses it, EIO with runc's text; on v2, where the kernel would
+// take it and OOM-kill the container, ctrfs refuses it first: EBUSY,
+// saying the usage (docs/files.md, update).
 func TestUpdateRuntimeRefuses(t *testing.T) {
 	d := startDaemon(t)
 	id := newID("updr")
 	d.run(id, newBundle(t, "sh", "-c", steadyScript))
 	d.mustCtl("update memory=64M", id)
+	initPid := d.initPid(id)
 	events := d.openEvents(id, "events")
 	res, err := d.ctl("update memory=4096", id)
-	if !errors.Is(err, syscall.EIO) || !strings.Contains(res, "memory") || !strings.Contains(res, "(EIO)") {
-		t.Errorf("update memory=4096: %v, %q; want EIO with runc's reason", err, res)
+	if d.readStats(id).Cgroup == "v2" {
+		if !errors.Is(err, syscall.EBUSY) || !strings.Contains(res, "below the container's current memory usage") ||
+			!strings.Contains(res, "memory.current") || !strings.Contains(res, "(EBUSY)") {
+			t.Errorf("update memory=4096 on cgroup v2: %v, %q; want EBUSY saying the usage", err, res)
+		}
+	} else if !errors.Is(err, syscall.EIO) || !strings.Contains(res, "memory") || !strings.Contains(res, "(EIO)") {
+		t.Errorf("update memory=4096 on cgroup v1: %v, %q; want EIO with runc's reason", err, res)
+	}
+	if s := d.readStats(id); s.Memory.OOMKill != 0 || !processAlive(initPid, 0) {
+		t.Errorf("after a refused update: oom_kill %d, init alive %v", s.Memory.OOMKill, processAlive(initPid, 0))
 	}
 	if s := d.readStats(id); s.Memory.Limit != 64<<20 {
 		t.Errorf("memory.limit after a refused update = %d, want 64 MiB still", s.Memory.Limit)

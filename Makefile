@@ -12,7 +12,7 @@ EXIT_BENCHTIME ?= 40x
 TABLE_BENCHTIME ?= 30x
 SCALE_N ?= 1000
 
-.PHONY: all build deps test bench bench-scale fuzz lint run clean
+.PHONY: all build deps test test-host test-vm test-vm-v2 test-vm-v1 vm-image bench bench-scale fuzz lint run clean
 
 all: build
 
@@ -23,11 +23,34 @@ build:
 deps:
 	@scripts/deps.sh
 
+# The host suite, then the end-to-end suite in both guests (cgroup v2 and v1,
+# kernel 6.1, real CRIU) when QEMU is installed. Set
+# CTRFS_REQUIRE_INTEGRATION=1 to make a missing prerequisite (QEMU too) fail
+# the run instead of skipping.
+test: test-host
+	@if command -v qemu-system-x86_64 >/dev/null 2>&1 || [ "$$CTRFS_REQUIRE_INTEGRATION" = 1 ]; then \
+	  $(MAKE) --no-print-directory test-vm; \
+	else echo "test: qemu-system-x86_64 missing, guest suites skipped (make deps installs it)"; fi
+
 # Unit tests, the fuzz seed corpus, and the end-to-end tests (real FUSE,
-# daemon, shim and runc). Set CTRFS_REQUIRE_INTEGRATION=1 to make a missing
-# prerequisite fail the run instead of skipping.
-test: deps build lint
+# daemon, shim and runc) on this host.
+test-host: deps build lint
 	$(GO) test -count=1 -timeout 40m ./...
+
+# The end-to-end suite inside QEMU guests (tests/vm, tests/README.md): the
+# image is built from Debian's packages once and cached in $(CTRFS_VM_CACHE)
+# (default /var/cache/ctrfs-vm). VM_TESTFLAGS go to the test binary, e.g.
+# VM_TESTFLAGS='-test.run TestCheckpoint'.
+VM_TESTFLAGS ?=
+# Both guests run even when the first fails; the target fails if either did.
+test-vm: deps
+	@rc=0; tests/vm/e2e.sh v2 $(VM_TESTFLAGS) || rc=1; tests/vm/e2e.sh v1 $(VM_TESTFLAGS) || rc=1; exit $$rc
+
+test-vm-v2 test-vm-v1: test-vm-%: deps
+	tests/vm/e2e.sh $* $(VM_TESTFLAGS)
+
+vm-image: deps
+	tests/vm/build-image.sh
 
 # Benchmarks against bare runc, measured in the same run. The paired ones
 # alternate ctrfs and runc in every iteration, which cancels the drift of a

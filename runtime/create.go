@@ -292,6 +292,11 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err := r.launchInit(ctx, c, plan); err != nil {
 		return fail(err)
 	}
+	if plan.restore != nil {
+		if err := r.restoredCgroups(c); err != nil {
+			return fail(err)
+		}
+	}
 	if err := r.register(c, req.Start); err != nil {
 		return fail(err)
 	}
@@ -341,6 +346,8 @@ func (r *Runtime) planCreate(ctx context.Context, req CreateRequest) (*createPla
 		if plan.restore, plan.restoredFrom, plan.restoreDir, err = restoreFrom(ctx, &req, bundleID); err != nil {
 			return nil, err
 		}
+		plan.restore.CgroupsMode = restoreCgroupsMode(plan.rtPath)
+		plan.restore.CgroupRoot = restoreCgroupRoot(spec, req.ID, req.RuntimeArgs, plan.restore.CgroupsMode)
 		req.Start = true // runc restore brings it back running
 	}
 	plan.req = req

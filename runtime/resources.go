@@ -329,6 +329,9 @@ func (c *Container) Update(ctx context.Context, req UpdateRequest) error {
 		return err
 	}
 	res := req.normalized()
+	if err := c.checkMemoryLimit(&res); err != nil {
+		return c.failed(OrderUpdate, err)
+	}
 	c.mu.Lock()
 	old := c.rec
 	next := c.rec

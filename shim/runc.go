@@ -86,11 +86,16 @@ func (s *shim) runRuntime() (int, error) {
 		// CRIU's work files and restore.log go to the process directory,
 		// not into the checkpoint, which may be restored again.
 		s.removeStale(filepath.Join(s.dir, proto.RestoreLog))
-		_, err = r.Restore(context.Background(), cfg.ID, cfg.Bundle, &runc.RestoreOpts{
+		ctx, cerr := criuConfig(context.Background(), s.dir, cfg.Restore)
+		if cerr != nil {
+			return 0, cerr
+		}
+		_, err = r.Restore(ctx, cfg.ID, cfg.Bundle, &runc.RestoreOpts{
 			CheckpointOpts: runc.CheckpointOpts{
 				ImagePath: cfg.Restore.Path, WorkDir: s.dir,
 				AllowOpenTCP: cfg.Restore.TCP, AllowExternalUnixSockets: cfg.Restore.UnixSockets,
 				AllowTerminal: cfg.Restore.Shell, EmptyNamespaces: cfg.Restore.EmptyNS,
+				Cgroups: runc.CgroupMode(cfg.Restore.CgroupsMode),
 			},
 			IO: s.pio, Detach: true, PidFile: pidPath, NoPivot: cfg.NoPivot, ConsoleSocket: cs,
 			NoSubreaper: true, // the shim is the subreaper; runc exits at once

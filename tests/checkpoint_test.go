@@ -342,33 +342,49 @@ func TestCheckpointWithoutCriu(t *testing.T) {
 	d.forceDelete(id)
 }
 
-// TestCheckpointRestore is the real thing, where CRIU works: a counter is
-// checkpointed (mkdir: it runs on; --exit: it stops), restored into a new
-// container from the bundle's checkpoints/ and from a --dir, and counts on
-// from where it was.
-func TestCheckpointRestore(t *testing.T) {
-	requireIntegration(t)
-	if why := criuCheck(t); why != "" {
-		// Allowed even with CTRFS_REQUIRE_INTEGRATION=1: nothing the
-		// project can install fixes it.
-		t.Skipf("skipped: CRIU cannot checkpoint on this host (%s); a kernel limitation, not a missing prerequisite, "+
+// requireCRIU skips tb where CRIU cannot checkpoint at all (criu check
+// fails), even with CTRFS_REQUIRE_INTEGRATION=1: a kernel limitation,
+// nothing the project can install fixes it.
+func requireCRIU(tb testing.TB) {
+	tb.Helper()
+	requireIntegration(tb)
+	if why := criuCheck(tb); why != "" {
+		tb.Skipf("skipped: CRIU cannot checkpoint on this host (%s); a kernel limitation, not a missing prerequisite, "+
 			"so this skips even with CTRFS_REQUIRE_INTEGRATION=1; TestCheckpointFailsCleanly tests the error path", why)
 	}
-	d := startDaemon(t)
-	b := newBundle(t, "sh", "-c", `i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done`)
+}
+
+// counterScript counts in the bundle's /tmp/count, ten times a second.
+const counterScript = `i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done`
+
+// counter reads the count of counterScript in bundle b, and waits for it
+// to pass a number.
+func counter(t *testing.T, b string) (count func() int, waitCount func(above int)) {
 	countFile := filepath.Join(b, "rootfs", "tmp", "count")
-	count := func() int {
+	count = func() int {
 		data, _ := os.ReadFile(countFile)
 		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 		return n
 	}
-	waitCount := func(above int) {
+	waitCount = func(above int) {
 		t.Helper()
 		waitFor(t, "the counter to pass "+strconv.Itoa(above), func() (bool, string) {
 			n := count()
 			return n > above, strconv.Itoa(n)
 		})
 	}
+	return count, waitCount
+}
+
+// TestCheckpointRestore is the real thing, where CRIU works: a counter is
+// checkpointed (mkdir: it runs on; --exit: it stops), restored into a new
+// container from the bundle's checkpoints/ and from a --dir, and counts on
+// from where it was.
+func TestCheckpointRestore(t *testing.T) {
+	requireCRIU(t)
+	d := startDaemon(t)
+	b := newBundle(t, "sh", "-c", counterScript)
+	count, waitCount := counter(t, b)
 	id := newID("cpr")
 	d.run(id, b)
 	waitCount(3)

@@ -32,13 +32,25 @@ import (
 	"github.com/ctrfs/ctrfs/tests/bundle"
 )
 
-const (
+var (
 	// waitTimeout bounds every wait for a state change. Generous on purpose:
 	// the tests assert what happens, never how fast.
-	waitTimeout = 20 * time.Second
+	waitTimeout = 20 * time.Second * timeoutScale()
 	// opTimeout bounds one file system operation, so that a hung FUSE server
 	// fails the test instead of hanging it.
-	opTimeout = 30 * time.Second
+	opTimeout = 30 * time.Second * timeoutScale()
+)
+
+// timeoutScale is CTRFS_TEST_TIMEOUT_SCALE (default 1): tests/vm sets it, as
+// its guests run under software emulation, several times slower.
+func timeoutScale() time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("CTRFS_TEST_TIMEOUT_SCALE")); err == nil && n > 1 {
+		return time.Duration(n)
+	}
+	return 1
+}
+
+const (
 	// pollEvery is the polling period of the waits.
 	pollEvery = 20 * time.Millisecond
 	// logTail is how many lines of the daemon's log a failed test shows.
@@ -73,6 +85,10 @@ func TestMain(m *testing.M) {
 			// a race report makes the binary exit 66.
 			cmd = exec.Command("go", "build", "-race", "-o", dir+"/", "./cmd/ctrfs", "./cmd/ctrfs-shim")
 			cmd.Dir = ".."
+		}
+		if pre := os.Getenv("CTRFS_TEST_BIN_DIR"); pre != "" {
+			// Built beforehand, where there is no Go toolchain (the VM suite, tests/vm).
+			cmd = exec.Command("cp", filepath.Join(pre, "ctrfs"), filepath.Join(pre, "ctrfs-shim"), dir+"/")
 		}
 		out, err := cmd.CombinedOutput()
 		if err != nil {

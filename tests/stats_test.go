@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -94,62 +93,6 @@ func (d *daemon) runcStats(id string) runcEvent {
 		d.tb.Fatalf("runc events --stats %s: %v: %s", id, err, out)
 	}
 	return ev
-}
-
-// hostCgroupFile returns the path of file name in the cgroup of controller
-// (v1) that pid is in, from /proc/PID/cgroup and the mount table, or, on
-// a cgroup v2 host, in its unified group.
-func hostCgroupFile(tb testing.TB, pid int, controller, name string) string {
-	tb.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mountOf := func(v2 bool) (root, point string) {
-		sc := bufio.NewScanner(strings.NewReader(string(mounts)))
-		for sc.Scan() {
-			left, right, _ := strings.Cut(sc.Text(), " - ")
-			lf, rf := strings.Fields(left), strings.Fields(right)
-			if len(lf) < 5 || len(rf) < 3 {
-				continue
-			}
-			if v2 && rf[0] == "cgroup2" {
-				return lf[3], lf[4]
-			}
-			if !v2 && rf[0] == "cgroup" {
-				for _, o := range strings.Split(rf[2], ",") {
-					if o == controller {
-						return lf[3], lf[4]
-					}
-				}
-			}
-		}
-		return "", ""
-	}
-	var v2path string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[1] == "" {
-			v2path = parts[2]
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c == controller {
-				root, point := mountOf(false)
-				if point != "" {
-					return filepath.Join(point, strings.TrimPrefix(parts[2], strings.TrimSuffix(root, "/")), name)
-				}
-			}
-		}
-	}
-	root, point := mountOf(true)
-	return filepath.Join(point, strings.TrimPrefix(v2path, strings.TrimSuffix(root, "/")), name)
 }
 
 // readUintFile reads a file holding one number ("max" reads as 0).
@@ -254,6 +197,12 @@ func TestStatsAgainstCgroupAndRunc(t *testing.T) {
 	} else {
 		if got := readUintFile(t, hostCgroupFile(t, pid, "", "memory.max")); got != s1.Memory.Limit {
 			t.Errorf("memory.max = %d, stats %d", got, s1.Memory.Limit)
+		}
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "pids.current")); got != s1.Pids.Current {
+			t.Errorf("pids.current file = %d, stats %d", got, s1.Pids.Current)
+		}
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "pids.max")); got != s1.Pids.Limit {
+			t.Errorf("pids.max file = %d, stats %d", got, s1.Pids.Limit)
 		}
 	}
 	// CPU time: some, and never less at the next read; runc's read in

@@ -56,6 +56,13 @@ func TestUpdate(t *testing.T) {
 		if got := readUintFile(t, hostCgroupFile(t, pid, "pids", "pids.max")); got != 50 {
 			t.Errorf("pids.max = %d", got)
 		}
+	} else {
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "memory.max")); got != 64<<20 {
+			t.Errorf("memory.max = %d", got)
+		}
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "pids.max")); got != 50 {
+			t.Errorf("pids.max = %d", got)
+		}
 	}
 	res := d.statusResources(id)
 	if jsonPath(res, "memory", "limit") != float64(64<<20) || jsonPath(res, "pids", "limit") != float64(50) {
@@ -72,6 +79,11 @@ func TestUpdate(t *testing.T) {
 		if got := readUintFile(t, hostCgroupFile(t, pid, "cpu", "cpu.shares")); got != 512 {
 			t.Errorf("cpu.shares = %d, want 512", got)
 		}
+	} else {
+		// runc's conversion of shares to a weight: 1 + (512-2)*9999/262142.
+		if got := readUintFile(t, hostCgroupFile(t, pid, "", "cpu.weight")); got != 20 {
+			t.Errorf("cpu.weight = %d, want 20 (shares 512)", got)
+		}
 	}
 	res = d.statusResources(id)
 	if jsonPath(res, "cpu", "shares") != float64(512) || jsonPath(res, "memory", "limit") != float64(64<<20) {
@@ -87,6 +99,10 @@ func TestUpdate(t *testing.T) {
 	if v1 {
 		if q, p := readUintFile(t, hostCgroupFile(t, pid, "cpu", "cpu.cfs_quota_us")), readUintFile(t, hostCgroupFile(t, pid, "cpu", "cpu.cfs_period_us")); q != 50000 || p != 100000 {
 			t.Errorf("cfs quota/period = %d/%d", q, p)
+		}
+	} else {
+		if b, err := os.ReadFile(hostCgroupFile(t, pid, "", "cpu.max")); err != nil || strings.TrimSpace(string(b)) != "50000 100000" {
+			t.Errorf("cpu.max = %q, %v; want 50000 100000", b, err)
 		}
 	}
 
@@ -111,18 +127,29 @@ func TestUpdate(t *testing.T) {
 	d.forceDelete(id)
 }
 
-// TestUpdateRuntimeRefuses: a limit the kernel refuses (below what the
-// container uses) is EIO with runc's text, an error event, and changes
-// nothing.
+// TestUpdateRuntimeRefuses: a memory limit below what the container uses
+// is refused and changes nothing, with an error event: on cgroup v1 the
+// kernel refuses it, EIO with runc's text; on v2, where the kernel would
+// take it and OOM-kill the container, ctrfs refuses it first: EBUSY,
+// saying the usage (docs/files.md, update).
 func TestUpdateRuntimeRefuses(t *testing.T) {
 	d := startDaemon(t)
 	id := newID("updr")
 	d.run(id, newBundle(t, "sh", "-c", steadyScript))
 	d.mustCtl("update memory=64M", id)
+	initPid := d.initPid(id)
 	events := d.openEvents(id, "events")
 	res, err := d.ctl("update memory=4096", id)
-	if !errors.Is(err, syscall.EIO) || !strings.Contains(res, "memory") || !strings.Contains(res, "(EIO)") {
-		t.Errorf("update memory=4096: %v, %q; want EIO with runc's reason", err, res)
+	if d.readStats(id).Cgroup == "v2" {
+		if !errors.Is(err, syscall.EBUSY) || !strings.Contains(res, "below the container's current memory usage") ||
+			!strings.Contains(res, "memory.current") || !strings.Contains(res, "(EBUSY)") {
+			t.Errorf("update memory=4096 on cgroup v2: %v, %q; want EBUSY saying the usage", err, res)
+		}
+	} else if !errors.Is(err, syscall.EIO) || !strings.Contains(res, "memory") || !strings.Contains(res, "(EIO)") {
+		t.Errorf("update memory=4096 on cgroup v1: %v, %q; want EIO with runc's reason", err, res)
+	}
+	if s := d.readStats(id); s.Memory.OOMKill != 0 || !processAlive(initPid, 0) {
+		t.Errorf("after a refused update: oom_kill %d, init alive %v", s.Memory.OOMKill, processAlive(initPid, 0))
 	}
 	if s := d.readStats(id); s.Memory.Limit != 64<<20 {
 		t.Errorf("memory.limit after a refused update = %d, want 64 MiB still", s.Memory.Limit)

@@ -19,6 +19,8 @@ type Stat struct {
 	State byte
 	// PPid is field 4, the parent's pid.
 	PPid int
+	// Flags is field 9, the kernel's PF_* flags of the task.
+	Flags uint64
 	// StartTime is field 22: clock ticks since boot at which the process
 	// started.
 	StartTime uint64
@@ -62,12 +64,20 @@ func ParseStat(data []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("bad ppid %q", f[4-3])
 	}
+	flags, err := strconv.ParseUint(f[9-3], 10, 64)
+	if err != nil {
+		return Stat{}, fmt.Errorf("bad flags %q", f[9-3])
+	}
 	start, err := strconv.ParseUint(f[22-3], 10, 64)
 	if err != nil {
 		return Stat{}, fmt.Errorf("bad start time %q", f[22-3])
 	}
-	return Stat{State: f[0][0], PPid: ppid, StartTime: start}, nil
+	return Stat{State: f[0][0], PPid: ppid, Flags: flags, StartTime: start}, nil
 }
+
+// PFExiting is the PF_EXITING flag (Stat.Flags): set early in do_exit and
+// never cleared, so a task that has it is exiting or a zombie.
+const PFExiting = 0x4
 
 // Alive reports whether pid runs and is not a zombie and, when start is
 // not 0, is still the process that started at start.

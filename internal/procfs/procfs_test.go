@@ -10,7 +10,7 @@ import (
 func TestParseStat(t *testing.T) {
 	// Fields 3 on: state, ppid, then 16 others, then the start time (22).
 	rest := "S 77 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21 22\n"
-	want := Stat{State: 'S', PPid: 77, StartTime: 424242}
+	want := Stat{State: 'S', PPid: 77, Flags: 6, StartTime: 424242} // flags: field 9
 	for _, comm := range []string{"sh", "a b", "x) (y", ") 1 2 3 (", ") (", "(((", ")))", ""} {
 		got, err := ParseStat([]byte("1234 (" + comm + ") " + rest))
 		if err != nil || got != want {

@@ -100,6 +100,9 @@ const (
 	// RestoreLog is CRIU's log of a restore (the runtime's --work-path is
 	// the process directory, so it is written here).
 	RestoreLog = "restore.log"
+	// CRIUConfig is the CRIU configuration file of a restore with
+	// Restore.CgroupRoot.
+	CRIUConfig = "criu.conf"
 	// RuntimePidFile is the runtime's own --pid-file: the bare pid, written
 	// by the runtime. The shim reads it and publishes PidFile; the daemon
 	// should read PidFile, which also carries the start time.
@@ -170,6 +173,17 @@ type Restore struct {
 	UnixSockets bool     `json:"unix_sockets,omitempty"`
 	Shell       bool     `json:"shell,omitempty"`
 	EmptyNS     []string `json:"empty_ns,omitempty"`
+	// CgroupsMode is the runtime's --manage-cgroups-mode ("" for its
+	// default): "ignore" where it has it, so that CRIU leaves the
+	// restored processes in the cgroup the runtime made.
+	CgroupsMode string `json:"cgroups_mode,omitempty"`
+	// CgroupRoot, when set, is the container's cgroup v2 group, given to
+	// CRIU as its cgroup-root (in a configuration file named by
+	// CRIU_CONFIG_FILE), for a runtime that does not give it itself (runc
+	// before 1.2 on cgroup v2): the restored processes, and their cgroup
+	// namespace, then land there and not in the group they were
+	// checkpointed from.
+	CgroupRoot string `json:"cgroup_root,omitempty"`
 }
 
 // Control is one message on ControlFifo.

@@ -40,12 +40,18 @@ func criTools(tb testing.TB) (string, string) {
 	tb.Helper()
 	criOnce.Do(func() {
 		criBin = filepath.Join(binDir, "ctrfs-cri")
-		cmd := exec.Command("go", "build", "-o", criBin, "./cmd/ctrfs-cri")
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			criErr = fmt.Errorf("go build ./cmd/ctrfs-cri: %v\n%s", err, out)
-			return
+		// The guests (tests/vm) have no Go: ctrfs-cri comes prebuilt, as
+		// ctrfs does, from CTRFS_TEST_BIN_DIR.
+		if pre := os.Getenv("CTRFS_TEST_BIN_DIR"); pre != "" {
+			criBin = filepath.Join(pre, "ctrfs-cri")
+		} else {
+			cmd := exec.Command("go", "build", "-o", criBin, "./cmd/ctrfs-cri")
+			cmd.Dir = ".."
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				criErr = fmt.Errorf("go build ./cmd/ctrfs-cri: %v\n%s", err, out)
+				return
+			}
 		}
 		if p, err := exec.LookPath("crictl"); err == nil {
 			crictlBin = p
@@ -60,7 +66,7 @@ func criTools(tb testing.TB) (string, string) {
 		if _, err := os.Stat(crictlBin); err == nil {
 			return
 		}
-		cmd = exec.Command("go", "install", "sigs.k8s.io/cri-tools/cmd/crictl@"+crictlVersion)
+		cmd := exec.Command("go", "install", "sigs.k8s.io/cri-tools/cmd/crictl@"+crictlVersion)
 		cmd.Env = append(os.Environ(), "GOBIN="+gobin, "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			crictlBin = ""

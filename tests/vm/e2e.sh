@@ -17,12 +17,15 @@ share=$(mktemp -d /tmp/ctrfs-vm-share-XXXXXX)
 trap 'rm -rf "$share"' EXIT
 (
 	cd "$repo"
-	CGO_ENABLED=0 "$go" build -o "$share/bin/" ./cmd/ctrfs ./cmd/ctrfs-shim
+	CGO_ENABLED=0 "$go" build -o "$share/bin/" ./cmd/ctrfs ./cmd/ctrfs-shim ./cmd/ctrfs-cri
 	CGO_ENABLED=0 "$go" test -c -o "$share/e2e.test" ./tests/
+	# crictl for the CRI tests (the guest has no Go to fetch it with).
+	CGO_ENABLED=0 GOBIN="$share/bin" "$go" install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0
 )
 {
 	# Software emulation is several times slower: the waits are scaled.
-	echo "export CTRFS_REQUIRE_INTEGRATION=1 CTRFS_TEST_BIN_DIR=/mnt/share/bin CTRFS_TEST_TIMEOUT_SCALE=${CTRFS_TEST_TIMEOUT_SCALE:-4}"
+	echo "export CTRFS_REQUIRE_INTEGRATION=1 CTRFS_TEST_IN_GUEST=1 CTRFS_TEST_BIN_DIR=/mnt/share/bin CTRFS_TEST_TIMEOUT_SCALE=${CTRFS_TEST_TIMEOUT_SCALE:-4}"
+	echo 'export PATH=$PATH:/mnt/share/bin'
 	echo 'cd /tmp'
 	printf 'exec /mnt/share/e2e.test -test.v -test.count=1 -test.timeout=40m'
 	printf ' %q' "$@"

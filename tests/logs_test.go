@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,8 +209,10 @@ func TestLogMaxSizeAndLoss(t *testing.T) {
 	py := needTool(t, "python3")
 	d.mustExec(id, "dd --stdin -- sh -c 'read go; dd if=/dev/zero bs=1M count=256 2>/dev/null'")
 	follow := d.path(id, "processes", "dd", "stdout.follow")
+	opened := filepath.Join(t.TempDir(), "opened")
 	script := `import errno, os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
+open(sys.argv[2], "w").close()
 got = eio = 0
 while True:
     try:
@@ -225,9 +228,14 @@ while True:
 print(got, eio)`
 	pyOut := make(chan shResult, 1)
 	go func() {
-		pyOut <- d.sh(fmt.Sprintf("timeout 120 %s -c '%s' \"$F\"", py, script), "F="+follow)
+		pyOut <- d.sh(fmt.Sprintf("timeout 120 %s -c '%s' \"$F\" \"$M\"", py, script), "F="+follow, "M="+opened)
 	}()
-	time.Sleep(200 * time.Millisecond) // the reader opens before the first byte (it reads from the start anyway)
+	// The reader has opened before the first byte: a reader that opens
+	// late starts at the oldest byte kept, and has skipped nothing itself.
+	waitFor(t, "the python follower to open stdout.follow", func() (bool, string) {
+		_, err := os.Stat(opened)
+		return err == nil, fmt.Sprint(err)
+	})
 	if err := d.writeStdin(id, "dd", []byte("go\n")); err != nil {
 		t.Fatal(err)
 	}

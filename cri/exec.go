@@ -44,8 +44,8 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		defer t.Stop()
 		timeout = t.C
 	}
-	// Both streams are read to their EOF, which comes once the process
-	// has exited and all is read.
+	// Both streams are followed (stdout.follow, stderr.follow) to their
+	// EOF, which comes once the process has exited and all is read.
 	type result struct {
 		b   []byte
 		err error
@@ -53,7 +53,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	read := func(stream string) chan result {
 		ch := make(chan result, 1)
 		go func() {
-			f, err := os.Open(s.t.path(c.ID, "processes", name, stream))
+			f, err := os.Open(s.t.path(c.ID, "processes", name, stream+".follow"))
 			if err != nil {
 				ch <- result{err: err}
 				return

@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -58,27 +57,23 @@ type Server struct {
 	cfg Config
 	t   Tree
 	log *logrus.Logger
-
-	mu   sync.Mutex
-	logs map[string]*logCopier // container id → its log writer
 }
 
-// New makes a server and resumes the log copiers of the containers the tree
-// has (after a restart of this server).
+// New makes a server. A restart needs nothing resumed: the containers' logs
+// are written by their shims (create --log-path).
 func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
-	for _, d := range []string{"pods", "tmp", "logs"} {
+	for _, d := range []string{"pods", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, t: Tree{Root: cfg.Mount}, log: cfg.Log, logs: map[string]*logCopier{}}
+	s := &Server{cfg: cfg, t: Tree{Root: cfg.Mount}, log: cfg.Log}
 	if _, err := s.t.Read("version"); err != nil {
 		return nil, fmt.Errorf("%s is not a ctrfs mount: %w", cfg.Mount, err)
 	}
-	s.resumeLogs()
 	return s, nil
 }
 

@@ -167,6 +167,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		Kind: "container", Pod: sb.ID, Name: md.Name, Attempt: md.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations, CreatedAt: time.Now().UnixNano(),
 		Image: ref, ImageRef: digest, Mounts: cfg.Mounts, StopSig: ic.Config.StopSignal,
+		Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Tty: cfg.Tty,
 	}
 	if sb.M.LogDir != "" && cfg.LogPath != "" {
 		m.LogPath = filepath.Join(sb.M.LogDir, cfg.LogPath)

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Label keys the CRI server puts on the ctrfs containers it makes.
@@ -57,6 +58,9 @@ type Server struct {
 	cfg Config
 	t   Tree
 	log *logrus.Logger
+	// stream is the streaming server of Exec, Attach and PortForward
+	// (streaming.go); nil: they are Unimplemented.
+	stream streaming.Server
 }
 
 // New makes a server. A restart needs nothing resumed: the containers' logs
@@ -95,6 +99,10 @@ type meta struct {
 	LogPath  string              `json:"log_path,omitempty"`  // absolute
 	Mounts   []*runtimeapi.Mount `json:"mounts,omitempty"`
 	StopSig  string              `json:"stop_signal,omitempty"`
+	// Stdin, StdinOnce and Tty are the container's config's: Attach's.
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdin_once,omitempty"`
+	Tty       bool `json:"tty,omitempty"`
 	// Sandboxes.
 	Hostname       string `json:"hostname,omitempty"`
 	LogDir         string `json:"log_dir,omitempty"`

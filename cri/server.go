@@ -46,7 +46,8 @@ type Config struct {
 	Mount      string // the ctrfs mount, e.g. /mnt/ctr
 	StateDir   string // the server's own directory, e.g. /var/lib/ctrfs-cri
 	PauseImage string // the sandboxes' image
-	CNIConfDir string // where CNI network configs are (NetworkReady)
+	CNIConfDir string // where CNI network configs are
+	CNIBinDir  string // where CNI plugins are (a PATH-like list)
 	ImageDir   string // the daemon's image store directory (ImageFsInfo)
 	Log        *logrus.Logger
 }
@@ -104,12 +105,13 @@ type meta struct {
 	StdinOnce bool `json:"stdin_once,omitempty"`
 	Tty       bool `json:"tty,omitempty"`
 	// Sandboxes.
-	Hostname       string `json:"hostname,omitempty"`
-	LogDir         string `json:"log_dir,omitempty"`
-	RuntimeHandler string `json:"runtime_handler,omitempty"`
-	NetNS          int32  `json:"net_ns,omitempty"` // runtimeapi.NamespaceMode
-	PidNS          int32  `json:"pid_ns,omitempty"`
-	IpcNS          int32  `json:"ipc_ns,omitempty"`
+	Hostname       string                    `json:"hostname,omitempty"`
+	LogDir         string                    `json:"log_dir,omitempty"`
+	RuntimeHandler string                    `json:"runtime_handler,omitempty"`
+	NetNS          int32                     `json:"net_ns,omitempty"` // runtimeapi.NamespaceMode
+	PidNS          int32                     `json:"pid_ns,omitempty"`
+	IpcNS          int32                     `json:"ipc_ns,omitempty"`
+	Ports          []*runtimeapi.PortMapping `json:"ports,omitempty"`
 }
 
 // object is a CRI sandbox or container found in the tree.
@@ -327,26 +329,17 @@ func (s *Server) Version(ctx context.Context, req *runtimeapi.VersionRequest) (*
 }
 
 // Status: the runtime is ready when the mount answers; the network when a
-// CNI network config is there.
+// CNI network config loads and its plugins are there.
 func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	rt := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
 	if _, err := s.t.Read("version"); err != nil {
 		rt.Status, rt.Reason, rt.Message = false, "CtrfsMountUnreachable", err.Error()
 	}
-	nw := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: s.cniConfigured()}
-	if !nw.Status {
-		nw.Reason, nw.Message = "NetworkPluginNotReady", "no CNI network config in "+s.cfg.CNIConfDir
+	nw := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.loadNetwork().err; err != nil {
+		nw.Status, nw.Reason, nw.Message = false, "NetworkPluginNotReady", err.Error()
 	}
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}}}, nil
-}
-
-func (s *Server) cniConfigured() bool {
-	for _, pat := range []string{"*.conf", "*.conflist", "*.json"} {
-		if m, _ := filepath.Glob(filepath.Join(s.cfg.CNIConfDir, pat)); len(m) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // RuntimeConfig: cgroups are managed by path (cgroupfs), as runc does

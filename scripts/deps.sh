@@ -13,6 +13,8 @@ command -v inotifywait >/dev/null 2>&1 || missing="$missing inotify-tools"
 command -v criu >/dev/null 2>&1 || [ -x /usr/sbin/criu ] || missing="$missing criu"
 # docker-registry: a real registry the images tests pull from.
 [ -x /usr/bin/docker-registry ] || missing="$missing docker-registry"
+# containernetworking-plugins: CNI plugins (bridge, host-local, ...) for the CRI's pod networks.
+[ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing:$missing; run as root or: sudo apt-get install -y$missing" >&2

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -83,4 +84,25 @@ func (k fileKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
 		return authn.FromConfig(cfg), nil
 	}
 	return authn.Anonymous, nil
+}
+
+// CheckPullAuthFile checks a pull's own auth file (pull REF --auth-file):
+// an absolute path to a regular file, not a symlink, readable by its owner
+// only, as credentials are kept. The daemon reads it as root for whoever
+// may write images/ctl, so it must not be a way to read other files.
+func CheckPullAuthFile(path string) error {
+	if !filepath.IsAbs(path) {
+		return errorf(ErrInvalid, "--auth-file %q: must be an absolute path", path)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return wrapf(ErrNotFound, err, "--auth-file")
+	}
+	if !fi.Mode().IsRegular() {
+		return errorf(ErrInvalid, "--auth-file %s: not a regular file (a symlink or special file is refused)", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return errorf(ErrInvalid, "--auth-file %s: mode %#o: credentials must be readable by their owner only (0600)", path, fi.Mode().Perm())
+	}
+	return nil
 }

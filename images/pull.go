@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,9 @@ import (
 
 // PullOptions are one pull's options.
 type PullOptions struct {
+	// AuthFile, if set, is this pull's docker-style config.json (its
+	// "auths"), used instead of the store's (checked by CheckPullAuthFile).
+	AuthFile string
 	// Progress, if set, is called with the compressed bytes fetched so far
 	// and the total, at most every 200 ms and once at the end.
 	Progress func(done, total int64)
@@ -68,7 +72,7 @@ func (s *Store) pullFrom(ctx context.Context, r Ref, ep endpoint, plat *v1.Platf
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithPlatform(*plat),
-		remote.WithAuthFromKeychain(fileKeychain{path: s.opts.AuthFile, limit: s.limits.JSONBytes}),
+		remote.WithAuthFromKeychain(fileKeychain{path: cmp.Or(opts.AuthFile, s.opts.AuthFile), limit: s.limits.JSONBytes}),
 		remote.WithTransport(&httpGuard{allowed: s.plainHTTPHosts(), next: remote.DefaultTransport}),
 		remote.WithUserAgent("ctrfs"),
 	}

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/ctrfs/ctrfs/images/imagetest"
 )
 
 // cniNetwork writes a CNI conf dir of its own: a bridge of a unique name on
@@ -58,18 +56,8 @@ func cniNetwork(tb testing.TB) (confDir, subnetPrefix string) {
 // stopping the pods (CNI DEL) removes their interfaces.
 func TestCRINetwork(t *testing.T) {
 	requireIntegration(t)
-	criTools(t)
 	confDir, prefix := cniNetwork(t)
-	reg := imagetest.StartRegistry(t)
-	bbRef, pauseRef := reg+"/test/busybox:1", reg+"/test/pause:1"
-	if err := imagetest.Push(bbRef, testImage(t, "cri")); err != nil {
-		t.Fatal(err)
-	}
-	if err := imagetest.Push(pauseRef, pauseImage(t)); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, "--insecure-registry", reg)
-	c := startCRI(t, d, "--pause-image", pauseRef, "--cni-conf-dir", confDir)
+	_, bbRef, d, c := criSetup(t, "--cni-conf-dir", confDir)
 	dir := t.TempDir()
 	var info struct {
 		Status struct {
@@ -91,13 +79,8 @@ func TestCRINetwork(t *testing.T) {
 		t.Errorf("crictl info: NetworkReady not true:\n%s", out)
 	}
 	c.run("pull", bbRef)
-	pod := func(name string) (podID, ip string) {
+	ipOf := func(podID string) string {
 		t.Helper()
-		p := writeJSON(t, dir, name+".json", map[string]any{
-			"metadata": map[string]any{"name": name, "namespace": "default", "uid": "uid-" + name},
-			"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{}}},
-		})
-		podID = lastLine(c.run("runp", p))
 		var st struct {
 			Status struct {
 				Network struct {
@@ -108,8 +91,16 @@ func TestCRINetwork(t *testing.T) {
 		if err := json.Unmarshal([]byte(c.run("inspectp", "-o", "json", podID)), &st); err != nil {
 			t.Fatal(err)
 		}
-		ip = st.Status.Network.IP
-		if !strings.HasPrefix(ip, prefix) {
+		return st.Status.Network.IP
+	}
+	pod := func(name string) (podID, ctrID string) {
+		t.Helper()
+		p := writeJSON(t, dir, name+".json", map[string]any{
+			"metadata": map[string]any{"name": name, "namespace": "default", "uid": "uid-" + name},
+			"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{}}},
+		})
+		podID = lastLine(c.run("runp", p))
+		if ip := ipOf(podID); !strings.HasPrefix(ip, prefix) {
 			t.Fatalf("pod %s: ip %q, want one of %s0/24", name, ip, prefix)
 		}
 		ctr := writeJSON(t, dir, name+"-ctr.json", map[string]any{
@@ -124,17 +115,6 @@ func TestCRINetwork(t *testing.T) {
 	}
 	podA, ctrA := pod("a")
 	podB, ctrB := pod("b")
-	ipOf := func(podID string) string {
-		var st struct {
-			Status struct {
-				Network struct {
-					IP string `json:"ip"`
-				} `json:"network"`
-			} `json:"status"`
-		}
-		json.Unmarshal([]byte(c.run("inspectp", "-o", "json", podID)), &st)
-		return st.Status.Network.IP
-	}
 	ipA, ipB := ipOf(podA), ipOf(podB)
 	if ipA == ipB {
 		t.Fatalf("both pods got %s", ipA)

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ctrfs/ctrfs/images/imagetest"
 )
 
 // crictlIn runs crictl with stdin given, and returns its output and error.
@@ -39,18 +37,7 @@ func freePort(tb testing.TB) int {
 // its end ends init), port-forward to a server in the pod's network
 // namespace.
 func TestCRIStreaming(t *testing.T) {
-	requireIntegration(t)
-	criTools(t)
-	reg := imagetest.StartRegistry(t)
-	bbRef, pauseRef := reg+"/test/busybox:1", reg+"/test/pause:1"
-	if err := imagetest.Push(bbRef, testImage(t, "cri")); err != nil {
-		t.Fatal(err)
-	}
-	if err := imagetest.Push(pauseRef, pauseImage(t)); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, "--insecure-registry", reg)
-	c := startCRI(t, d, "--pause-image", pauseRef)
+	_, bbRef, d, c := criSetup(t)
 	dir := t.TempDir()
 	c.run("pull", bbRef)
 	pod := writeJSON(t, dir, "pod.json", map[string]any{

@@ -167,6 +167,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		Kind: "container", Pod: sb.ID, Name: md.Name, Attempt: md.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations, CreatedAt: time.Now().UnixNano(),
 		Image: ref, ImageRef: digest, Mounts: cfg.Mounts, StopSig: ic.Config.StopSignal,
+		Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Tty: cfg.Tty,
 	}
 	if sb.M.LogDir != "" && cfg.LogPath != "" {
 		m.LogPath = filepath.Join(sb.M.LogDir, cfg.LogPath)
@@ -181,11 +182,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if cfg.Tty {
 		extra = append(extra, "--tty")
 	}
+	if m.LogPath != "" {
+		// init's shim writes the CRI-format log itself.
+		extra = append(extra, "--log-path", m.LogPath)
+	}
 	if err := s.createCtrfs(ctx, "create", id, digest, sp, m, extra...); err != nil {
 		return nil, treeStatus("create container", err)
-	}
-	if m.LogPath != "" {
-		s.startLog(id, m.LogPath, logPos{})
 	}
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }
@@ -217,14 +219,8 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
-// removeContainer deletes a container, its log writer and its position.
-func (s *Server) removeContainer(id string) error {
-	if err := s.deleteCtrfs(id); err != nil {
-		return err
-	}
-	s.stopLog(id)
-	return nil
-}
+// removeContainer deletes a container.
+func (s *Server) removeContainer(id string) error { return s.deleteCtrfs(id) }
 
 // RemoveContainer removes a container in any state; an unknown one is fine.
 func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
@@ -388,8 +384,11 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 	if c.St.State != "running" {
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s is %s, not running", c.ID, c.St.State)
 	}
-	if err := s.reopenLog(c.ID); err != nil {
-		return nil, status.Errorf(codes.Internal, "reopen log: %v", err)
+	if c.M.LogPath == "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "container %s has no log path", c.ID)
+	}
+	if err := s.t.Ctl("reopen-log", c.ID, "processes", "init", "ctl"); err != nil {
+		return nil, treeStatus("reopen log", err)
 	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }

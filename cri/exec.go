@@ -44,8 +44,8 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		defer t.Stop()
 		timeout = t.C
 	}
-	// Both streams are read to their EOF, which comes once the process
-	// has exited and all is read.
+	// Both streams are followed (stdout.follow, stderr.follow) to their
+	// EOF, which comes once the process has exited and all is read.
 	type result struct {
 		b   []byte
 		err error

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"strconv"
 	"strings"
@@ -163,8 +164,9 @@ func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusReq
 	return &runtimeapi.ImageStatusResponse{Image: im}, nil
 }
 
-// PullImage pulls through images/ctl. Per-pull credentials are not part of
-// the file API (yet): the daemon pulls with its --registry-auth file.
+// PullImage pulls through images/ctl; the request's credentials go in a
+// docker config.json of its own (0600, in the state dir's tmp/), given
+// as `pull REF --auth-file PATH` and removed after.
 func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
 	ref := req.GetImage().GetImage()
 	if ref == "" {
@@ -176,10 +178,16 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if d, ok := s.digestDir(ref); ok {
 		return &runtimeapi.PullImageResponse{ImageRef: d}, nil
 	}
+	words := []string{ref}
 	if a := req.GetAuth(); a != nil && (a.Username != "" || a.Auth != "" || a.IdentityToken != "" || a.RegistryToken != "") {
-		s.log.WithField("image", ref).Info("pull with credentials: the daemon's --registry-auth file is used, not the request's")
+		path, err := s.writeAuthFile(ref, a)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "pull %s: credentials: %v", ref, err)
+		}
+		defer os.Remove(path)
+		words = append(words, "--auth-file", path)
 	}
-	if err := s.t.Ctl(ctlLine("pull", ref), "images", "ctl"); err != nil {
+	if err := s.t.Ctl(ctlLine("pull", words...), "images", "ctl"); err != nil {
 		return nil, treeStatus("pull "+ref, err)
 	}
 	d := s.resolveImage(ref)
@@ -244,4 +252,30 @@ func (s *Server) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoReq
 		InodesUsed: &runtimeapi.UInt64Value{Value: inodes},
 	}
 	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{fs}}, nil
+}
+
+// writeAuthFile writes a's credentials as a docker config.json for the
+// registry of ref (and a's server_address), and returns its path.
+func (s *Server) writeAuthFile(ref string, a *runtimeapi.AuthConfig) (string, error) {
+	entry := map[string]string{"auth": a.Auth, "username": a.Username, "password": a.Password,
+		"identitytoken": a.IdentityToken, "registrytoken": a.RegistryToken}
+	auths := map[string]map[string]string{registryOf(ref): entry}
+	if sa := a.ServerAddress; sa != "" {
+		auths[sa] = entry
+	}
+	data, err := json.Marshal(map[string]any{"auths": auths})
+	if err != nil {
+		return "", err
+	}
+	return s.writeTemp(data) // 0600: os.CreateTemp's mode
+}
+
+// registryOf is the registry host of an image reference, as docker names
+// it: the first path element when it looks like a host, else Docker Hub.
+func registryOf(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return first
+	}
+	return "index.docker.io"
 }

@@ -156,6 +156,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), CreatedAt: time.Now().UnixNano(),
 		Hostname: cfg.GetHostname(), LogDir: cfg.GetLogDirectory(), RuntimeHandler: req.GetRuntimeHandler(),
 		NetNS: int32(nso.GetNetwork()), PidNS: int32(nso.GetPid()), IpcNS: int32(nso.GetIpc()),
+		Ports: cfg.GetPortMappings(),
 	}
 	if cfg.GetLogDirectory() != "" {
 		if err := os.MkdirAll(cfg.GetLogDirectory(), 0o755); err != nil {
@@ -166,6 +167,18 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err := s.createCtrfs(ctx, "run", id, digest, sandboxSpec(id, ic, cfg), m); err != nil {
 		os.RemoveAll(s.podDir(id))
 		return nil, treeStatus("run sandbox", err)
+	}
+	if !hostNet {
+		sb, err := s.object(id)
+		if err == nil {
+			err = s.setUpNetwork(ctx, id, sb.St.Pid, m, m.Ports)
+		}
+		if err != nil {
+			// No pod without its network: nothing is left of it.
+			s.deleteCtrfs(id)
+			os.RemoveAll(s.podDir(id))
+			return nil, status.Errorf(codes.Unavailable, "pod network: %v", err)
+		}
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
@@ -196,6 +209,10 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 			return nil, treeStatus("stop container "+c.ID, err)
 		}
 	}
+	// The DEL comes while the sandbox's namespace is still there.
+	if err := s.tearDownNetwork(ctx, sb, sb.M.Ports); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "pod network: %v", err)
+	}
 	if err := s.stopCtrfs(sb.ID, "", 0); err != nil {
 		return nil, treeStatus("stop sandbox", err)
 	}
@@ -215,6 +232,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		if err := s.removeContainer(c.ID); err != nil {
 			return nil, treeStatus("remove container "+c.ID, err)
 		}
+	}
+	if err := s.tearDownNetwork(ctx, sb, sb.M.Ports); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "pod network: %v", err)
 	}
 	if err := s.deleteCtrfs(sb.ID); err != nil {
 		return nil, treeStatus("remove sandbox", err)
@@ -247,6 +267,12 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 			Network: runtimeapi.NamespaceMode(sb.M.NetNS), Pid: runtimeapi.NamespaceMode(sb.M.PidNS), Ipc: runtimeapi.NamespaceMode(sb.M.IpcNS),
 		}}},
 		Labels: sb.M.Labels, Annotations: sb.M.Annotations, RuntimeHandler: sb.M.RuntimeHandler,
+	}
+	if ips := s.podIPs(sb.ID); len(ips) > 0 {
+		st.Network.Ip = ips[0]
+		for _, ip := range ips[1:] {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
 	if req.GetVerbose() {

@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Label keys the CRI server puts on the ctrfs containers it makes.
@@ -46,7 +46,8 @@ type Config struct {
 	Mount      string // the ctrfs mount, e.g. /mnt/ctr
 	StateDir   string // the server's own directory, e.g. /var/lib/ctrfs-cri
 	PauseImage string // the sandboxes' image
-	CNIConfDir string // where CNI network configs are (NetworkReady)
+	CNIConfDir string // where CNI network configs are
+	CNIBinDir  string // where CNI plugins are (a PATH-like list)
 	ImageDir   string // the daemon's image store directory (ImageFsInfo)
 	Log        *logrus.Logger
 }
@@ -58,27 +59,26 @@ type Server struct {
 	cfg Config
 	t   Tree
 	log *logrus.Logger
-
-	mu   sync.Mutex
-	logs map[string]*logCopier // container id → its log writer
+	// stream is the streaming server of Exec, Attach and PortForward
+	// (streaming.go); nil: they are Unimplemented.
+	stream streaming.Server
 }
 
-// New makes a server and resumes the log copiers of the containers the tree
-// has (after a restart of this server).
+// New makes a server. A restart needs nothing resumed: the containers' logs
+// are written by their shims (create --log-path).
 func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
-	for _, d := range []string{"pods", "tmp", "logs"} {
+	for _, d := range []string{"pods", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, t: Tree{Root: cfg.Mount}, log: cfg.Log, logs: map[string]*logCopier{}}
+	s := &Server{cfg: cfg, t: Tree{Root: cfg.Mount}, log: cfg.Log}
 	if _, err := s.t.Read("version"); err != nil {
 		return nil, fmt.Errorf("%s is not a ctrfs mount: %w", cfg.Mount, err)
 	}
-	s.resumeLogs()
 	return s, nil
 }
 
@@ -100,13 +100,18 @@ type meta struct {
 	LogPath  string              `json:"log_path,omitempty"`  // absolute
 	Mounts   []*runtimeapi.Mount `json:"mounts,omitempty"`
 	StopSig  string              `json:"stop_signal,omitempty"`
+	// Stdin, StdinOnce and Tty are the container's config's: Attach's.
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdin_once,omitempty"`
+	Tty       bool `json:"tty,omitempty"`
 	// Sandboxes.
-	Hostname       string `json:"hostname,omitempty"`
-	LogDir         string `json:"log_dir,omitempty"`
-	RuntimeHandler string `json:"runtime_handler,omitempty"`
-	NetNS          int32  `json:"net_ns,omitempty"` // runtimeapi.NamespaceMode
-	PidNS          int32  `json:"pid_ns,omitempty"`
-	IpcNS          int32  `json:"ipc_ns,omitempty"`
+	Hostname       string                    `json:"hostname,omitempty"`
+	LogDir         string                    `json:"log_dir,omitempty"`
+	RuntimeHandler string                    `json:"runtime_handler,omitempty"`
+	NetNS          int32                     `json:"net_ns,omitempty"` // runtimeapi.NamespaceMode
+	PidNS          int32                     `json:"pid_ns,omitempty"`
+	IpcNS          int32                     `json:"ipc_ns,omitempty"`
+	Ports          []*runtimeapi.PortMapping `json:"ports,omitempty"`
 }
 
 // object is a CRI sandbox or container found in the tree.
@@ -324,26 +329,17 @@ func (s *Server) Version(ctx context.Context, req *runtimeapi.VersionRequest) (*
 }
 
 // Status: the runtime is ready when the mount answers; the network when a
-// CNI network config is there.
+// CNI network config loads and its plugins are there.
 func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	rt := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
 	if _, err := s.t.Read("version"); err != nil {
 		rt.Status, rt.Reason, rt.Message = false, "CtrfsMountUnreachable", err.Error()
 	}
-	nw := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: s.cniConfigured()}
-	if !nw.Status {
-		nw.Reason, nw.Message = "NetworkPluginNotReady", "no CNI network config in "+s.cfg.CNIConfDir
+	nw := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.loadNetwork().err; err != nil {
+		nw.Status, nw.Reason, nw.Message = false, "NetworkPluginNotReady", err.Error()
 	}
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}}}, nil
-}
-
-func (s *Server) cniConfigured() bool {
-	for _, pat := range []string{"*.conf", "*.conflist", "*.json"} {
-		if m, _ := filepath.Glob(filepath.Join(s.cfg.CNIConfDir, pat)); len(m) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // RuntimeConfig: cgroups are managed by path (cgroupfs), as runc does

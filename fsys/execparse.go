@@ -7,12 +7,12 @@ import (
 	"github.com/ctrfs/ctrfs/runtime"
 )
 
-const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VALUE]... [--user UID[:GID]] [--log-max-size SIZE] [--] COMMAND [ARG]... | exec NAME [--stdin] [--log-max-size SIZE] {OCI process JSON}"
+const execUsage = "usage: exec NAME [--stdin] [--tty] [--cwd DIR] [--env KEY=VALUE]... [--user UID[:GID]] [--log-max-size SIZE] [--log-path PATH] [--] COMMAND [ARG]... | exec NAME [--stdin] [--log-max-size SIZE] [--log-path PATH] {OCI process JSON}"
 
 // parseExec parses an exec line, in either form:
 //
-//	exec NAME [--stdin] [--tty] [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--log-max-size SIZE] [--] ARGV...
-//	exec NAME [--stdin] [--log-max-size SIZE] {one-line JSON of an OCI process spec}
+//	exec NAME [--stdin] [--tty] [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--log-max-size SIZE] [--log-path PATH] [--] ARGV...
+//	exec NAME [--stdin] [--log-max-size SIZE] [--log-path PATH] {one-line JSON of an OCI process spec}
 //
 // Options come before the command, which starts after `--` or at the first
 // word that is not an option; from there every word is the command's. The
@@ -28,7 +28,7 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 			switch {
 			case o == "--stdin":
 				req.Stdin = true
-			case name == "--log-max-size":
+			case name == "--log-max-size" || name == "--log-path":
 				if !hasVal {
 					if i+1 >= len(args) {
 						return req, fmt.Errorf("option %s needs a value", name)
@@ -36,12 +36,18 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 					i++
 					val = args[i]
 				}
+				if name == "--log-path" {
+					if req.LogPath = val; val == "" {
+						return req, fmt.Errorf("--log-path: empty path")
+					}
+					continue
+				}
 				var err error
 				if req.LogMaxSize, err = parseLogMaxSize(val); err != nil {
 					return req, err
 				}
 			default:
-				return req, fmt.Errorf("option %q: a JSON process spec takes only --stdin and --log-max-size; say the rest in the JSON", o)
+				return req, fmt.Errorf("option %q: a JSON process spec takes only --stdin, --log-max-size and --log-path; say the rest in the JSON", o)
 			}
 		}
 		req.Spec = []byte(obj)
@@ -74,7 +80,7 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 				req.Terminal = true
 			}
 			continue
-		case "--cwd", "--env", "--user", "--log-max-size":
+		case "--cwd", "--env", "--user", "--log-max-size", "--log-path":
 		default:
 			return req, fmt.Errorf("unknown option %q (%s)", a, execUsage)
 		}
@@ -92,6 +98,10 @@ func parseExec(args []string, obj string) (runtime.ExecRequest, error) {
 			req.Env = append(req.Env, val)
 		case "--user":
 			req.User = val
+		case "--log-path":
+			if req.LogPath = val; val == "" {
+				return req, fmt.Errorf("--log-path: empty path")
+			}
 		case "--log-max-size":
 			var err error
 			if req.LogMaxSize, err = parseLogMaxSize(val); err != nil {
@@ -112,9 +122,13 @@ func execJSONForm(words []string) bool {
 	if len(words) == 0 {
 		return false
 	}
-	for _, w := range words[1:] {
+	for i := 1; i < len(words); i++ {
+		w := words[i]
 		if !strings.HasPrefix(w, "-") || w == "--" {
 			return false
+		}
+		if w == "--log-max-size" || w == "--log-path" {
+			i++ // its value, in the next word
 		}
 	}
 	return true

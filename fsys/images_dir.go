@@ -15,7 +15,7 @@ import (
 // Images is the image store as the images/ tree uses it (the runtime's
 // ImageStore): its errors are runtime Errors, whose Kind gives the errno.
 type Images interface {
-	Pull(ctx context.Context, ref string) error
+	Pull(ctx context.Context, ref, authFile string) error
 	Import(ctx context.Context, ref, path string) error
 	Tag(src, dst string) error
 	Remove(ref string) error

@@ -10,7 +10,9 @@ import (
 
 // imagesTable is the verbs of images/ctl; its target is the image store.
 var imagesTable = cmdtab[Images]{
-	row("pull", "pull REF", parseRef("pull"), Images.Pull),
+	row("pull", "pull REF [--auth-file PATH]", parsePull, func(im Images, ctx context.Context, a pullArgs) error {
+		return im.Pull(ctx, a.ref, a.authFile)
+	}),
 	row("import", "import REF PATH", parseImport, func(im Images, ctx context.Context, a importArgs) error {
 		return im.Import(ctx, a.ref, a.path)
 	}),
@@ -82,4 +84,27 @@ func parseTag(args []string, _ string) (tagArgs, error) {
 	}
 	_, err = images.ParseRef(pos[1])
 	return tagArgs{src: pos[0], dst: pos[1]}, err
+}
+
+type pullArgs struct{ ref, authFile string }
+
+// parsePull parses `pull REF [--auth-file PATH]`: PATH is this pull's own
+// credentials, a docker config.json (images.CheckPullAuthFile).
+func parsePull(args []string, _ string) (pullArgs, error) {
+	var a pullArgs
+	pos, err := parseFlags(args, nil, map[string]func(string){"--auth-file": func(v string) { a.authFile = v }})
+	if err != nil {
+		return a, err
+	}
+	if len(pos) != 1 {
+		return a, fmt.Errorf("usage: pull REF [--auth-file PATH]")
+	}
+	a.ref = pos[0]
+	if _, err := images.ParseRef(a.ref); err != nil {
+		return a, err
+	}
+	if a.authFile == "" && containsFlag(args, "--auth-file") {
+		return a, fmt.Errorf("--auth-file: empty path")
+	}
+	return a, nil
 }

@@ -15,6 +15,7 @@ var processTable = cmdtab[Process]{
 	row("resize", "resize COLS ROWS", parseResize, func(p Process, _ context.Context, s winSize) error {
 		return p.Resize(s.cols, s.rows)
 	}),
+	bare("reopen-log", func(p Process, _ context.Context) error { return p.ReopenLog() }),
 }
 
 // winSize is the argument of resize.

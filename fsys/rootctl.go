@@ -43,6 +43,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--user":           func(v string) { req.User = v },
 				"--log-max-size":   func(v string) { logMax = v },
 				"--config":         func(v string) { req.Config = v },
+				"--log-path":       func(v string) { req.LogPath = v },
 			})
 		if err != nil {
 			return req, err
@@ -55,7 +56,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		case dashdash || containsFlag(args, "--env") || containsFlag(args, "--workdir") || containsFlag(args, "--user"):
 			return req, fmt.Errorf("--env, --workdir, --user and a command after -- are for --image only")
 		case len(pos) != 2:
-			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--log-max-size SIZE] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
+			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--log-max-size SIZE] [--log-path PATH] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
 		default:
 			req.ID, req.Bundle = pos[0], pos[1]
 		}
@@ -82,6 +83,9 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 			if req.LogMaxSize, err = parseLogMaxSize(logMax); err != nil {
 				return req, err
 			}
+		}
+		if req.LogPath == "" && containsFlag(args, "--log-path") {
+			return req, fmt.Errorf("--log-path: empty path")
 		}
 		if req.CheckpointDir == "" && containsFlag(args, "--checkpoint-dir") {
 			return req, fmt.Errorf("--checkpoint-dir: empty path")

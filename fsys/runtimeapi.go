@@ -82,6 +82,7 @@ type Process interface {
 	Signal(ctx context.Context, sig syscall.Signal) error
 	CloseStdin() error
 	Resize(cols, rows uint16) error
+	ReopenLog() error
 }
 
 // OutputReader reads one open of a process's stdout or stderr (see

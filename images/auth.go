@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -71,11 +72,13 @@ func readAuthFile(ctx context.Context, path string, limit int64) (*authFile, err
 
 // keychain reads the store's auth file (at each pull, so a changed file
 // needs no restart): the credentials of one pull.
-func (s *Store) keychain(ctx context.Context) (fileKeychain, error) {
-	if s.opts.AuthFile == "" {
+// A pull's own file (pull REF --auth-file) takes the place of the store's.
+func (s *Store) keychain(ctx context.Context, own string) (fileKeychain, error) {
+	path := cmp.Or(own, s.opts.AuthFile)
+	if path == "" {
 		return fileKeychain{}, nil
 	}
-	af, err := readAuthFile(ctx, s.opts.AuthFile, s.limits.JSONBytes)
+	af, err := readAuthFile(ctx, path, s.limits.JSONBytes)
 	return fileKeychain{file: af}, err
 }
 
@@ -139,4 +142,25 @@ func (a authEntry) credentials() (authn.AuthConfig, error) {
 		cfg.Username, cfg.Password = user, pass
 	}
 	return cfg, nil
+}
+
+// CheckPullAuthFile checks a pull's own auth file (pull REF --auth-file):
+// an absolute path to a regular file, not a symlink, readable by its owner
+// only, as credentials are kept. The daemon reads it as root for whoever
+// may write images/ctl, so it must not be a way to read other files.
+func CheckPullAuthFile(path string) error {
+	if !filepath.IsAbs(path) {
+		return errorf(ErrInvalid, "--auth-file %q: must be an absolute path", path)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return wrapf(ErrNotFound, err, "--auth-file")
+	}
+	if !fi.Mode().IsRegular() {
+		return errorf(ErrInvalid, "--auth-file %s: not a regular file (a symlink or special file is refused)", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return errorf(ErrInvalid, "--auth-file %s: mode %#o: credentials must be readable by their owner only (0600)", path, fi.Mode().Perm())
+	}
+	return nil
 }

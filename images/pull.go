@@ -18,6 +18,9 @@ import (
 
 // PullOptions are one pull's options.
 type PullOptions struct {
+	// AuthFile, if set, is this pull's docker-style config.json (its
+	// "auths"), used instead of the store's (checked by CheckPullAuthFile).
+	AuthFile string
 	// Progress, if set, is called with the compressed bytes fetched so far
 	// and the total, at most every 200 ms and once at the end.
 	Progress func(done, total int64)
@@ -47,7 +50,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	}
 	// A bad auth file is the daemon's setup, not a registry's: said as is,
 	// and before any request.
-	kc, err := s.keychain(ctx)
+	kc, err := s.keychain(ctx, opts.AuthFile)
 	if err != nil {
 		return nil, err
 	}

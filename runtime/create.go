@@ -50,6 +50,9 @@ type CreateRequest struct {
 	// LogMaxSize bounds the output logs of init and, unless an exec says
 	// otherwise, of the execs (0: no bound); nil: the daemon's.
 	LogMaxSize *int64
+	// LogPath, when set, is an absolute path where init's shim writes its
+	// output again in the CRI log format (logpath.go).
+	LogPath string
 	// Config, with Image, is the caller's whole OCI config.json (an
 	// absolute path), taken instead of the generated one: ctrfs sets only
 	// root.path (imageconfig.go).
@@ -73,6 +76,9 @@ func (req *CreateRequest) Check() error {
 		return err
 	}
 	if err := CheckName("container id", req.ID); err != nil {
+		return err
+	}
+	if err := checkLogPath(req.verb(), req.LogPath); err != nil {
 		return err
 	}
 	if reservedIDs[req.ID] {
@@ -385,7 +391,7 @@ func (r *Runtime) containerOf(plan *createPlan) (*Container, error) {
 		return nil, Errorf(KindInvalid, "bundle %q: config.json: %w", req.Bundle, err)
 	}
 	c := r.newContainer(rec, plan.raw)
-	stdio := proto.Config{Stdin: req.Stdin, Terminal: spec.Process.Terminal}
+	stdio := proto.Config{Stdin: req.Stdin, Terminal: spec.Process.Terminal, LogPath: req.LogPath}
 	c.init = newProcess(c, initProcess, filepath.Join(c.dir, initProcess), procSpec, stdio)
 	c.addProcess(c.init)
 	return c, nil
@@ -402,11 +408,14 @@ func (r *Runtime) launchInit(ctx context.Context, c *Container, plan *createPlan
 	case req.Start:
 		action = proto.ActionRun
 	}
+	if err := checkLogDir(req.verb(), req.LogPath); err != nil {
+		return err
+	}
 	_, err := r.shims.launch(ctx, c.init.dir, proto.Config{
 		ID: req.ID, Process: initProcess, Action: action, Bundle: c.rec.Bundle,
 		Runtime: plan.rtPath, RuntimeRoot: r.runtimeRoot, RuntimeArgs: req.RuntimeArgs,
 		NoPivot: req.NoPivot, LogMaxSize: shimLogMax(r.logMaxSize(nil, req.LogMaxSize)), Restore: plan.restore,
-		Stdin: c.init.stdin, Terminal: c.init.tty,
+		Stdin: c.init.stdin, Terminal: c.init.tty, LogPath: req.LogPath,
 	})
 	if err != nil && plan.restore != nil {
 		// The shim reports the errors of restore.log apart.

@@ -73,6 +73,9 @@ func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLogDir("exec", req.LogPath); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(c.dir, req.Name)
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, Errorf(KindExists, "exec: process %q: %s is in the way", req.Name, dir)
@@ -81,6 +84,7 @@ func (c *Container) Exec(ctx context.Context, req ExecRequest) (*Process, error)
 		ID: c.id, Process: req.Name, Action: proto.ActionExec, Bundle: c.rec.Bundle,
 		Runtime: c.rec.RuntimePath, RuntimeRoot: c.rt.runtimeRoot, RuntimeArgs: c.rec.RuntimeArgs,
 		LogMaxSize: shimLogMax(c.rt.logMaxSize(req.LogMaxSize, c.rec.LogMaxSize)), Spec: spec, Stdin: req.Stdin, Terminal: ps.Terminal,
+		LogPath: req.LogPath,
 	}
 	p := newProcess(c, req.Name, dir, spec, cfg)
 	t0 := time.Now()

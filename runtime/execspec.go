@@ -41,6 +41,9 @@ type ExecRequest struct {
 	// LogMaxSize bounds the process's output logs (0: no bound); nil:
 	// the container's.
 	LogMaxSize *int64
+	// LogPath, when set, is an absolute path where the process's shim
+	// writes its output again in the CRI log format (logpath.go).
+	LogPath string
 }
 
 // The size of a new terminal, when the spec gives none.
@@ -63,6 +66,9 @@ func (r *ExecRequest) Check() error {
 	}
 	if reservedProcessNames[r.Name] {
 		return Errorf(KindInvalid, "process name %q is reserved: the container's state directory uses it", r.Name)
+	}
+	if err := checkLogPath("exec", r.LogPath); err != nil {
+		return err
 	}
 	if r.Spec != nil {
 		if !utf8.Valid(r.Spec) {

@@ -88,12 +88,19 @@ func imageError(verb string, err error) error {
 // Pull fetches ref and publishes its progress as pull events (at most every
 // 200 ms, and once at the end: images.PullOptions.Progress). A writer who
 // interrupts the write cancels the pull, which leaves nothing half-made.
-func (is *ImageStore) Pull(ctx context.Context, ref string) error {
+// authFile, if not "", is this pull's credentials instead of the daemon's
+// --registry-auth.
+func (is *ImageStore) Pull(ctx context.Context, ref, authFile string) error {
 	shown := ref
 	if r, err := images.ParseRef(ref); err == nil {
 		shown = r.String()
 	}
-	_, err := is.s.Pull(ctx, ref, images.PullOptions{Progress: func(done, total int64) {
+	if authFile != "" {
+		if err := images.CheckPullAuthFile(authFile); err != nil {
+			return imageError("pull", err)
+		}
+	}
+	_, err := is.s.Pull(ctx, ref, images.PullOptions{AuthFile: authFile, Progress: func(done, total int64) {
 		is.r.events.publish(Event{Time: time.Now().UTC(), Type: EventPull, Ref: shown, Bytes: &done, Total: &total})
 	}})
 	return imageError("pull", err)

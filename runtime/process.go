@@ -30,6 +30,8 @@ type Process struct {
 	spec  []byte // the OCI process spec, JSON
 	stdin bool   // it was given a stdin (the stdin fifo)
 	tty   bool   // it runs on a terminal
+	// logPath is where its shim writes the CRI-format log ("": nowhere).
+	logPath string
 
 	mu          sync.RWMutex
 	pid         int
@@ -49,7 +51,7 @@ type Process struct {
 // newProcess makes the process of dir; cfg is its proto.Config (of which
 // only the stdio and, on load, the version matter).
 func newProcess(c *Container, name, dir string, spec []byte, cfg proto.Config) *Process {
-	p := &Process{c: c, name: name, dir: dir, spec: spec, stdin: cfg.Stdin, tty: cfg.Terminal, exited: make(chan struct{}), done: make(chan struct{})}
+	p := &Process{c: c, name: name, dir: dir, spec: spec, stdin: cfg.Stdin, tty: cfg.Terminal, logPath: cfg.LogPath, exited: make(chan struct{}), done: make(chan struct{})}
 	if err := proto.CheckVersion(cfg.Version); err != nil {
 		p.versionErr = fmt.Errorf("%s: %w", proto.ConfigFile, err)
 		c.log.WithField("process", name).WithError(err).Error("process written by an unknown shim protocol version: taken as exited, status unknown")

@@ -15,6 +15,8 @@ command -v inotifywait >/dev/null 2>&1 || missing="$missing inotify-tools"
 command -v criu >/dev/null 2>&1 || [ -x /usr/sbin/criu ] || missing="$missing criu"
 # docker-registry: a real registry the images tests pull from.
 [ -x /usr/bin/docker-registry ] || missing="$missing docker-registry"
+# containernetworking-plugins: CNI plugins (bridge, host-local, ...) for the CRI's pod networks.
+[ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
 
 command -v qemu-system-x86_64 >/dev/null 2>&1 || vm="$vm qemu-system-x86"
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || vm="$vm debootstrap"

@@ -24,7 +24,7 @@ func openControlFifo() (*os.File, error) {
 // serveControl carries out the daemon's messages until the shim exits. The
 // daemon has checked them (a resize only for a terminal, close-stdin only
 // with a stdin); what fails here is logged.
-func serveControl(log *logrus.Entry, f *os.File, stdin *stdinCopy, console *os.File) {
+func serveControl(log *logrus.Entry, f *os.File, stdin *stdinCopy, console *os.File, cri *criLog) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var m proto.Control
@@ -51,6 +51,16 @@ func serveControl(log *logrus.Entry, f *os.File, stdin *stdinCopy, console *os.F
 				continue
 			}
 			l.WithFields(logrus.Fields{"cols": m.Cols, "rows": m.Rows}).Info("resized")
+		case proto.ControlReopenLog:
+			if cri == nil {
+				l.Warn("control: reopen-log without a log path")
+				continue
+			}
+			if err := cri.reopen(); err != nil {
+				l.WithError(err).Warn("control: reopen-log")
+				continue
+			}
+			l.Info("log reopened")
 		default:
 			l.Warn("control: unknown op")
 		}

@@ -17,19 +17,25 @@ func (s *shim) openIO() error {
 	if s.pio, err = newStdio(s.cfg.Stdin, s.cfg.Terminal); err != nil {
 		return fmt.Errorf("shim: %v", err)
 	}
+	if s.cfg.LogPath != "" {
+		if s.cri, err = openCRILog(s.cfg.LogPath); err != nil {
+			return fmt.Errorf("shim: log path: %v", err)
+		}
+	}
 	// With a terminal the stdout log exists from the start, and is fed
 	// once the runtime has handed over the terminal.
-	if s.cfg.Terminal {
-		s.stdout, err = openLog(proto.StdoutLog, s.cfg.LogMaxSize)
-	} else {
-		s.stdout, err = startLogCopy(s.pio.outR, proto.StdoutLog, s.cfg.LogMaxSize)
-	}
-	if err != nil {
+	if s.stdout, err = openLog(proto.StdoutLog, s.cfg.LogMaxSize); err != nil {
 		return fmt.Errorf("shim: %v", err)
 	}
-	if s.stderr, err = startLogCopy(s.pio.errR, proto.StderrLog, s.cfg.LogMaxSize); err != nil {
+	s.stdout.cri = s.cri.stream("stdout")
+	if !s.cfg.Terminal {
+		s.stdout.copyFrom(s.pio.outR)
+	}
+	if s.stderr, err = openLog(proto.StderrLog, s.cfg.LogMaxSize); err != nil {
 		return fmt.Errorf("shim: %v", err)
 	}
+	s.stderr.cri = s.cri.stream("stderr")
+	s.stderr.copyFrom(s.pio.errR)
 	if s.cfg.Stdin {
 		if s.stdinFifo, err = openStdinFifo(); err != nil {
 			s.finishLogs()
@@ -95,7 +101,7 @@ func (s *shim) serveIO() {
 		stdin = startStdinCopy(s.log, s.stdinFifo, dst, s.console != nil)
 	}
 	if s.control != nil {
-		go serveControl(s.log, s.control, stdin, s.console)
+		go serveControl(s.log, s.control, stdin, s.console, s.cri)
 	}
 }
 
@@ -114,6 +120,11 @@ func (s *shim) finishLogs() {
 		}
 		if dropped > 0 {
 			l.WithField("dropped", dropped).Warn("output log full: bytes dropped")
+		}
+	}
+	if s.cri != nil {
+		if err := s.cri.Close(); err != nil {
+			s.log.WithError(err).Warn("log path")
 		}
 	}
 }

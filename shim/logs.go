@@ -193,6 +193,7 @@ func (b *boundedFile) Close() error {
 type logCopy struct {
 	r    *os.File
 	w    *boundedFile
+	cri  *criStream // the CRI-format copy, nil without one
 	done chan struct{}
 }
 
@@ -235,7 +236,13 @@ func (c *logCopy) run() {
 		// other end is gone: that is its EOF.
 		n, err := c.r.Read(buf)
 		c.w.Write(buf[:n]) // never fails: it keeps its first error in c.w.err
+		if c.cri != nil {
+			c.cri.write(buf[:n])
+		}
 		if err != nil {
+			if c.cri != nil {
+				c.cri.flush()
+			}
 			return
 		}
 	}

@@ -86,6 +86,9 @@ func checkConfig(cfg *proto.Config) error {
 	default:
 		return fmt.Errorf("unknown action %q", cfg.Action)
 	}
+	if cfg.LogPath != "" && !filepath.IsAbs(cfg.LogPath) {
+		return fmt.Errorf("log path %q is not absolute", cfg.LogPath)
+	}
 	if cfg.LogMaxSize == 0 { // below 0: no bound
 		cfg.LogMaxSize = defaultLogMaxSize
 	}

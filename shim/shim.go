@@ -95,6 +95,7 @@ type shim struct {
 	// the process's input and output (io.go)
 	pio            *stdio
 	stdout, stderr *logCopy
+	cri            *criLog        // the CRI-format log at Config.LogPath, nil without one
 	stdinFifo      *os.File       // nil without a stdin
 	control        *os.File       // nil when the daemon made none
 	sock           *consoleSocket // nil without a terminal

@@ -224,10 +224,12 @@ func pauseImage(tb testing.TB) v1.Image {
 	return img
 }
 
-// TestCRICrictl drives a pod's whole life with crictl: pull, runp, create,
-// start, ps, exec -s, logs, stats, inspect, a restart of ctrfs-cri keeping
-// the pod, stop, rm, stopp, rmp; and checks each step in the tree too.
-func TestCRICrictl(t *testing.T) {
+// criSetup starts what a CRI test needs: a registry holding the busybox
+// test image and the pause stand-in, a daemon pulling from it, and
+// ctrfs-cri (with criArgs) on its mount. It returns the registry, the
+// busybox reference, the daemon and the server.
+func criSetup(t *testing.T, criArgs ...string) (string, string, *daemon, *criServer) {
+	t.Helper()
 	requireIntegration(t)
 	criTools(t)
 	reg := imagetest.StartRegistry(t)
@@ -239,7 +241,15 @@ func TestCRICrictl(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, "--insecure-registry", reg)
-	c := startCRI(t, d, "--pause-image", pauseRef)
+	c := startCRI(t, d, append([]string{"--pause-image", pauseRef}, criArgs...)...)
+	return reg, bbRef, d, c
+}
+
+// TestCRICrictl drives a pod's whole life with crictl: pull, runp, create,
+// start, ps, exec -s, logs, stats, inspect, a restart of ctrfs-cri keeping
+// the pod, stop, rm, stopp, rmp; and checks each step in the tree too.
+func TestCRICrictl(t *testing.T) {
+	reg, bbRef, d, c := criSetup(t)
 	dir := t.TempDir()
 
 	if out := c.run("version"); !strings.Contains(out, "RuntimeName:  ctrfs") || !strings.Contains(out, "RuntimeApiVersion:  v1") {

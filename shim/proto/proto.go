@@ -162,6 +162,11 @@ type Config struct {
 	// process.terminal): the shim takes the console's master end through
 	// the runtime's --console-socket and copies it to StdoutLog.
 	Terminal bool `json:"terminal,omitempty"`
+	// LogPath, when set, is an absolute path where the shim writes the
+	// process's output a second time in the CRI log format
+	// ("TIMESTAMP STREAM P|F LINE", lines over 16 KiB split into P
+	// records), opened again on ControlReopenLog.
+	LogPath string `json:"log_path,omitempty"`
 }
 
 // Restore says where a checkpoint is and how it was made: a restore must
@@ -203,6 +208,9 @@ const (
 	ControlCloseStdin ControlOp = "close-stdin"
 	// ControlResize sets the terminal's window size (SIGWINCH follows).
 	ControlResize ControlOp = "resize"
+	// ControlReopenLog opens Config.LogPath again (after a rotation moved
+	// the file away).
+	ControlReopenLog ControlOp = "reopen-log"
 )
 
 // Report is the one JSON line the shim writes to the report pipe: the pid

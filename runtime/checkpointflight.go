@@ -132,9 +132,12 @@ func (r *Runtime) undoCheckpoint(dir string, rec containerRecord) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		if fl.Was == Running {
-			r.thawAfterCheckpoint(rec, log)
-		}
+	}
+	// Whether or not the runtime's pid got recorded (the runtime may
+	// freeze the container before the daemon writes it down), a container
+	// that ran before the order must not stay frozen by it.
+	if fl.Was == Running {
+		r.thawAfterCheckpoint(rec, log)
 	}
 	if fl.Tmp != "" && !strings.ContainsRune(fl.Tmp, '/') && strings.Contains(fl.Tmp, ".tmp-") {
 		var bundle, d *os.File

@@ -289,7 +289,10 @@ time.sleep(600)`
 	dir := d.path(id, "processes", "init")
 	var holders []*bgCmd
 	for i := 0; i < 2; i++ {
-		holders = append(holders, startBg(t, py, "-c", holder, dir, strconv.Itoa(perHolder)))
+		// Each holder may open them whatever the machine's default
+		// limit (a guest's is 1024:4096): prlimit raises it, as root.
+		holders = append(holders, startBg(t, "prlimit", fmt.Sprintf("--nofile=%d:%d", perHolder+100, perHolder+100),
+			py, "-c", holder, dir, strconv.Itoa(perHolder)))
 	}
 	for _, h := range holders {
 		h.waitOutput(t, "a holder of 10,000 open handles", fmt.Sprintf("held %d\n", perHolder))

@@ -19,7 +19,9 @@ import (
 // once. They all succeed; how long it took is logged (issue 11: 26 s when
 // the kernel ran the writes of one ctl file one at a time).
 func TestCtlWritersInParallel(t *testing.T) {
-	const n = 200
+	// 200 on a host; fewer under emulation (the guests scale their
+	// timeouts), where 200 creates take longer than one order may.
+	n := 200 / int(timeoutScale())
 	d := startDaemon(t)
 	b := demoBundle(t)
 	ids := make([]string, n)
@@ -118,7 +120,8 @@ func TestWaitingWriterIsKillable(t *testing.T) {
 	d := startDaemon(t)
 	id := newID("kw")
 	marker := filepath.Join(t.TempDir(), "pausing")
-	d.run(id, demoBundle(t), "--runtime", slowPauseRuntime(t, marker, 20))
+	// As long as a wait may take: the test's own steps must fit in it.
+	d.run(id, demoBundle(t), "--runtime", slowPauseRuntime(t, marker, int(waitTimeout/time.Second)))
 	pauseDone := make(chan error, 1)
 	go func() {
 		_, err := transact(d.path(id, "ctl"), []byte("pause"))

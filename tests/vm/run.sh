@@ -6,7 +6,7 @@
 #
 #   tests/vm/run.sh v2|v1 SHARE
 #   v2: cgroup v2 only (cgroup_no_v1=all); v1: one v1 hierarchy per controller.
-#   CTRFS_VM_TIMEOUT  seconds for the whole boot, run and power-off (default 1800)
+#   CTRFS_VM_TIMEOUT  seconds for the whole boot, run and power-off (default 3600)
 #   CTRFS_VM_INTERACTIVE=1  cmd runs on the serial console, which is this
 #                     terminal (shell.sh); Ctrl-A X quits QEMU
 #   CTRFS_VM_CACHE    where the image is cached (see build-image.sh)
@@ -14,7 +14,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 config=${1:?usage: run.sh v2|v1 SHARE}
 share=$(cd "${2:?usage: run.sh v2|v1 SHARE}" && pwd)
-timeout=${CTRFS_VM_TIMEOUT:-1800}
+timeout=${CTRFS_VM_TIMEOUT:-3600}
 case $config in
 v2) cgroup=cgroup_no_v1=all ;;
 v1) cgroup= ;;

@@ -49,17 +49,10 @@ func (f *logFile) Attr(ctx context.Context, a *fuse.Attr) error {
 }
 
 func (f *logFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
-	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
-		return nil, err
-	}
 	// Direct I/O: the kernel's page cache would serve stale bytes, and
 	// clip reads at a size it cached.
-	resp.Flags |= fuse.OpenDirectIO
-	if !req.Flags.IsReadOnly() {
-		if req.Flags.IsWriteOnly() && f.n.isPoke(&req.Header) {
-			return pokeSink{}, nil
-		}
-		return nil, fuse.Errno(syscall.EACCES)
+	if h, done, err := openPoked(ctx, f.n, req, resp); done {
+		return h, err
 	}
 	l, err := f.p.OpenLog(f.stream)
 	if err != nil {

@@ -59,15 +59,8 @@ func (f *watchedFile) changed() {
 }
 
 func (f *watchedFile) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
-	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
-		return nil, err
-	}
-	resp.Flags |= fuse.OpenDirectIO
-	if !req.Flags.IsReadOnly() {
-		if req.Flags.IsWriteOnly() && f.n.isPoke(&req.Header) {
-			return pokeSink{}, nil
-		}
-		return nil, fuse.Errno(syscall.EACCES)
+	if h, done, err := openPoked(ctx, f.n, req, resp); done {
+		return h, err
 	}
 	h := &watchedHandle{f: f}
 	if err := h.refresh(); err != nil {
@@ -127,6 +120,24 @@ func (h *watchedHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) e
 // Flush answers ENOSYS, as snapshot does: nothing is buffered.
 func (h *watchedHandle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	return fuse.Errno(syscall.ENOSYS)
+}
+
+// openPoked checks an open of a file the notifier pokes (the watched
+// files, the output logs): the caller's access, direct I/O, and for a write
+// the poke's sink (the notifier's own open) or EACCES. done says the open
+// is answered; otherwise it is a read the caller goes on with.
+func openPoked(ctx context.Context, n *notifier, req *fuse.OpenRequest, resp *fuse.OpenResponse) (h fs.Handle, done bool, err error) {
+	if err := allow(ctx, kindFile, openWant(req.Flags)); err != nil {
+		return nil, true, err
+	}
+	resp.Flags |= fuse.OpenDirectIO
+	if !req.Flags.IsReadOnly() {
+		if req.Flags.IsWriteOnly() && n.isPoke(&req.Header) {
+			return pokeSink{}, true, nil
+		}
+		return nil, true, fuse.Errno(syscall.EACCES)
+	}
+	return nil, false, nil
 }
 
 // pokeSink is the notifier's own open of a watched file: it takes the

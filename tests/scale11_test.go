@@ -120,8 +120,9 @@ func TestWaitingWriterIsKillable(t *testing.T) {
 	d := startDaemon(t)
 	id := newID("kw")
 	marker := filepath.Join(t.TempDir(), "pausing")
-	// As long as a wait may take: the test's own steps must fit in it.
-	d.run(id, demoBundle(t), "--runtime", slowPauseRuntime(t, marker, int(waitTimeout/time.Second)))
+	// As long as a wait may take (the test's own steps must fit in it),
+	// but inside the daemon's 60 s bound of one order.
+	d.run(id, demoBundle(t), "--runtime", slowPauseRuntime(t, marker, int(min(waitTimeout, 50*time.Second)/time.Second)))
 	pauseDone := make(chan error, 1)
 	go func() {
 		_, err := transact(d.path(id, "ctl"), []byte("pause"))

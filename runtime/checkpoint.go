@@ -222,6 +222,7 @@ func (c *Container) Checkpoint(ctx context.Context, req CheckpointRequest) error
 	if err := c.runCheckpoint(ctx, safeio.FdPath(tmp), &req, fl); err != nil {
 		log, _ := safeio.ReadFile(ctx, int(tmp.Fd()), dumpLog, safeio.Strict, maxDumpLog)
 		msg := explainCRIU(err.Error(), criulog.Errors(log), dumpLog)
+		c.thawAfterFailedCheckpoint(fl.Was)
 		undo()
 		return c.failed(OrderCheckpoint, Errorf(KindRuntime, "%s", msg))
 	}

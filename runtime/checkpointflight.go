@@ -182,3 +182,20 @@ func (r *Runtime) thawAfterCheckpoint(rec containerRecord, log *logrus.Entry) {
 
 // thawTimeout bounds the runtime's resume at load.
 const thawTimeout = 30 * time.Second
+
+// thawAfterFailedCheckpoint resumes a container that a failed checkpoint
+// left frozen (a runtime killed at the order's deadline, a CRIU that died
+// mid-dump), if it ran before the order: as the undo at load does after a
+// crash.
+func (c *Container) thawAfterFailedCheckpoint(was State) {
+	if was != Running || !c.cgroups().frozen() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), thawTimeout)
+	defer cancel()
+	if err := c.cli.resume(ctx, c.id); err != nil {
+		c.log.WithError(err).Warn("cannot thaw the container a failed checkpoint left frozen")
+		return
+	}
+	c.log.Warn("thawed the container a failed checkpoint had left frozen")
+}

@@ -216,6 +216,12 @@ func TestHostileRestoreSwap(t *testing.T) {
 // and the container, running before, runs again.
 func TestHostileCheckpointThaw(t *testing.T) {
 	requireIntegration(t)
+	// In the v1 guest the wrapper's own `runc pause` did not return within
+	// the order's 60 s bound (the daemon then killed it and thawed the
+	// container, as it should); the v2 guest and the host run it.
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+		hostOnly(t, "the wrapper's runc pause outlasts one order in the cgroup v1 guest")
+	}
 	if _, err := exec.LookPath("criu"); err != nil {
 		t.Skip("criu is not installed: ctrfs refuses to checkpoint without it")
 	}

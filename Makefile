@@ -19,6 +19,13 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/ctrfs ./cmd/ctrfs-shim ./cmd/ctrfs-cri
 
+# The kubelet of TestKubelet (k8s.io/kubernetes v1.37.2 from the Go module
+# proxy), built once into ~/.cache/ctrfs-test (minutes when cold); the test
+# builds it too when it is missing.
+.PHONY: kubelet
+kubelet:
+	tests/kubelet/build.sh
+
 # Installs runc, fuse3, busybox-static, inotify-tools and criu when missing (as root).
 deps:
 	@scripts/deps.sh

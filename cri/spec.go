@@ -276,6 +276,9 @@ func applyResources(s *specs.Spec, r *runtimeapi.LinuxContainerResources) {
 		}
 	}
 	for _, h := range r.HugepageLimits {
+		if !hugetlbCgroup() {
+			break
+		}
 		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.PageSize, Limit: h.Limit})
 	}
 	if r.OomScoreAdj != 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -372,6 +373,19 @@ func TestKubelet(t *testing.T) {
 		}
 		return true, ""
 	}
+	// Each step's tree, in -v output: the pods as `ls` of the mount shows them.
+	showTree := func(step string) {
+		t.Helper()
+		var lines []string
+		for _, id := range d.containers() {
+			st, _ := d.tryRead(id, "state")
+			labels, _ := d.tryRead(id, "labels")
+			_, kind, _ := strings.Cut(labels, "io.ctrfs.cri.kind=")
+			kind, _, _ = strings.Cut(kind, "\n")
+			lines = append(lines, id[:12]+" "+kind+" "+strings.TrimSpace(st))
+		}
+		t.Logf("%s: ls %s (id, kind, state):\n%s", step, d.mnt, strings.Join(lines, "\n"))
+	}
 	gone := func(ids ...string) (bool, string) {
 		have := d.containers()
 		for _, id := range ids {
@@ -418,6 +432,8 @@ func TestKubelet(t *testing.T) {
 		t.Errorf("net namespaces: host %q, web %q, hostweb %q", hostNet, webNet, hostwebNet)
 	}
 
+	showTree("both pods run")
+
 	// 2. The containers' lines are in the CRI log files the kubelet named,
 	// under its podLogsDir.
 	logOf := func(ctrID, want string) {
@@ -454,6 +470,8 @@ func TestKubelet(t *testing.T) {
 		return err != nil || strings.TrimSpace(st) == "stopped", st
 	})
 
+	showTree("web replaced")
+
 	// 4. A removed manifest removes the pod: the kubelet kills it, then its
 	// garbage collection (once a minute) removes the sandboxes and
 	// containers of every generation from the tree.
@@ -473,4 +491,27 @@ func TestKubelet(t *testing.T) {
 	if st := d.readTrim(hostCtr.ID, "state"); st != "running" {
 		t.Errorf("hostweb container: %q", st)
 	}
+	showTree("web removed")
+	logCRICalls(t, c)
+}
+
+// logCRICalls logs how often the kubelet called each CRI method, from
+// ctrfs-cri's --debug log.
+func logCRICalls(t *testing.T, c *criServer) {
+	b, err := os.ReadFile(c.log)
+	if err != nil {
+		return
+	}
+	n := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, m, ok := strings.Cut(line, "msg=request method=/runtime.v1."); ok {
+			n[m]++
+		}
+	}
+	var out []string
+	for m, k := range n {
+		out = append(out, fmt.Sprintf("%s %d", m, k))
+	}
+	sort.Strings(out)
+	t.Logf("CRI calls: %s", strings.Join(out, ", "))
 }

@@ -24,9 +24,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kubelet-build.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 
-# download prints the module's directory in the module cache.
+# download prints the module's directory in the module cache (go's
+# error, a JSON field, goes to stderr).
 download() {
-	go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+	j=$(go mod download -json "$1") || { echo "$j" >&2; return 1; }
+	echo "$j" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
 }
 src=$(download "k8s.io/kubernetes@$KUBELET_VERSION")
 [ -n "$src" ] || { echo "build.sh: no k8s.io/kubernetes@$KUBELET_VERSION" >&2; exit 1; }

@@ -12,7 +12,7 @@ EXIT_BENCHTIME ?= 40x
 TABLE_BENCHTIME ?= 30x
 SCALE_N ?= 1000
 
-.PHONY: all build deps test test-host test-vm test-vm-v2 test-vm-v1 vm-image bench bench-scale fuzz lint run clean
+.PHONY: all build deps test test-host test-vm test-vm-v2 test-vm-v1 vm-image bench bench-fuse bench-scale fuzz lint run clean
 
 all: build
 
@@ -64,6 +64,13 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'RunImagePaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'Pull100MB' -benchtime 3x -timeout 30m ./images/
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkTable$$' -benchtime $(TABLE_BENCHTIME) -timeout 60m ./tests/
+	$(MAKE) --no-print-directory bench-fuse
+
+# The floor under a read (tools/fusefloor, a module of its own so that ctrfs
+# does not depend on go-fuse): one small file served by a minimal file system
+# on bazil.org/fuse and on go-fuse, read by another process, against tmpfs.
+bench-fuse:
+	cd tools/fusefloor && $(GO) test -count=1 -run '^$$' -bench . -benchtime 5000x .
 
 # Issue 12's scale figures, once: SCALE_N (1,000) containers under one
 # daemon: start time at SCALE_N vs the first 20, listing and reads, memory,

@@ -47,20 +47,7 @@ func (s *Server) containerSpec(id string, sb object, ic imageConfig, cfg *runtim
 	sp.Process.Terminal = cfg.Tty
 	lx := cfg.GetLinux()
 	sc := lx.GetSecurityContext()
-	uid, gid, ok := numericUser(ic.Config.User)
-	if !ok && sc.GetRunAsUser() == nil {
-		return nil, status.Errorf(codes.Unimplemented, "image user %q: user names are not resolved yet; give run_as_user", ic.Config.User)
-	}
-	sp.Process.User = specs.User{UID: uid, GID: gid}
-	if u := sc.GetRunAsUser(); u != nil {
-		sp.Process.User.UID = uint32(u.Value)
-		if sc.GetRunAsGroup() == nil && !strings.Contains(ic.Config.User, ":") {
-			sp.Process.User.GID = 0
-		}
-	}
-	if g := sc.GetRunAsGroup(); g != nil {
-		sp.Process.User.GID = uint32(g.Value)
-	}
+	// The uid and gid are ctrfs's to resolve (criUser, create --user).
 	for _, g := range sc.GetSupplementalGroups() {
 		sp.Process.User.AdditionalGids = append(sp.Process.User.AdditionalGids, uint32(g))
 	}
@@ -181,6 +168,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	if cfg.Tty {
 		extra = append(extra, "--tty")
+	}
+	if u := criUser(ic.Config.User, cfg.GetLinux().GetSecurityContext()); u != "" {
+		extra = append(extra, "--user", u)
 	}
 	if m.LogPath != "" {
 		// init's shim writes the CRI-format log itself.

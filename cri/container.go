@@ -196,12 +196,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 
 // StopContainer sends the stop signal, then KILL after the timeout.
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
-	c, err := s.find("container", req.GetContainerId())
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &runtimeapi.StopContainerResponse{}, nil
-		}
-		return nil, err
+	c, ok, err := s.findIfAny("container", req.GetContainerId())
+	if !ok {
+		return &runtimeapi.StopContainerResponse{}, err
 	}
 	if err := s.stopCtrfs(c.ID, c.M.StopSig, time.Duration(req.GetTimeout())*time.Second); err != nil {
 		return nil, treeStatus("stop", err)
@@ -209,19 +206,13 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
-// removeContainer deletes a container.
-func (s *Server) removeContainer(id string) error { return s.deleteCtrfs(id) }
-
 // RemoveContainer removes a container in any state; an unknown one is fine.
 func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
-	c, err := s.find("container", req.GetContainerId())
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &runtimeapi.RemoveContainerResponse{}, nil
-		}
-		return nil, err
+	c, ok, err := s.findIfAny("container", req.GetContainerId())
+	if !ok {
+		return &runtimeapi.RemoveContainerResponse{}, err
 	}
-	if err := s.removeContainer(c.ID); err != nil {
+	if err := s.deleteCtrfs(c.ID); err != nil {
 		return nil, treeStatus("remove", err)
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil

@@ -16,31 +16,8 @@ import (
 func TestCRINoNetwork(t *testing.T) {
 	_, bbRef, d, c := criSetup(t)
 	dir := t.TempDir()
-	var info struct {
-		Status struct {
-			Conditions []struct {
-				Type    string `json:"type"`
-				Status  bool   `json:"status"`
-				Reason  string `json:"reason"`
-				Message string `json:"message"`
-			} `json:"conditions"`
-		} `json:"status"`
-	}
-	out := c.run("info")
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		t.Fatal(err)
-	}
-	seen := false
-	for _, cond := range info.Status.Conditions {
-		if cond.Type == "NetworkReady" {
-			seen = true
-			if cond.Status || cond.Reason != "NetworkPluginNotReady" || !strings.Contains(cond.Message, "no CNI network config") {
-				t.Errorf("NetworkReady: %+v", cond)
-			}
-		}
-	}
-	if !seen {
-		t.Errorf("crictl info: no NetworkReady condition:\n%s", out)
+	if cond := c.networkCondition(); cond.Status || cond.Reason != "NetworkPluginNotReady" || !strings.Contains(cond.Message, "no CNI network config") {
+		t.Errorf("NetworkReady: %+v", cond)
 	}
 	c.run("pull", bbRef)
 	pod := writeJSON(t, dir, "pod.json", map[string]any{
@@ -83,4 +60,33 @@ func TestCRINoNetwork(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("pod directories left: %v", ents)
 	}
+}
+
+// criCondition is a condition of `crictl info`.
+type criCondition struct {
+	Type    string `json:"type"`
+	Status  bool   `json:"status"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// networkCondition is the NetworkReady condition of `crictl info`.
+func (c *criServer) networkCondition() criCondition {
+	c.tb.Helper()
+	var info struct {
+		Status struct {
+			Conditions []criCondition `json:"conditions"`
+		} `json:"status"`
+	}
+	out := c.run("info")
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		c.tb.Fatal(err)
+	}
+	for _, cond := range info.Status.Conditions {
+		if cond.Type == "NetworkReady" {
+			return cond
+		}
+	}
+	c.tb.Fatalf("crictl info: no NetworkReady condition:\n%s", out)
+	return criCondition{}
 }

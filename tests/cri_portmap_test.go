@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctrfs/ctrfs/images/imagetest"
 )
 
 // cniPortmapNetwork is cniNetwork with the bridge as the pods' default
@@ -24,11 +26,7 @@ func cniPortmapNetwork(tb testing.TB) (confDir, subnetPrefix string) {
 	tb.Helper()
 	for _, need := range []string{"/usr/lib/cni/portmap", "/usr/sbin/iptables"} {
 		if _, err := os.Stat(need); err != nil {
-			why := "needs " + need + " (apt-get install containernetworking-plugins iptables)"
-			if os.Getenv("CTRFS_REQUIRE_INTEGRATION") == "1" {
-				tb.Fatal(why)
-			}
-			tb.Skip(why)
+			imagetest.SkipOrFail(tb, "needs "+need+" (apt-get install containernetworking-plugins iptables)")
 		}
 	}
 	if fwd, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil {

@@ -18,19 +18,20 @@ func (c *criServer) crictlCmd(args ...string) *exec.Cmd {
 	return exec.Command(c.crictl, append([]string{"--config", "/dev/null", "--runtime-endpoint", ep, "--image-endpoint", ep}, args...)...)
 }
 
-// waitOpen waits until the server holds path open (a subscriber of the
-// tree's events file has opened it: from then on it misses nothing).
-func (c *criServer) waitOpen(path string) {
+// waitOpen waits until the server holds path open, or with open false
+// until it no longer does (a subscriber of the tree's events file has
+// opened it: from then on it misses nothing; or has let it go).
+func (c *criServer) waitOpen(path string, open bool) {
 	c.tb.Helper()
 	fds := fmt.Sprintf("/proc/%d/fd", c.cmd.Process.Pid)
-	waitFor(c.tb, "ctrfs-cri to open "+path, func() (bool, string) {
+	waitFor(c.tb, fmt.Sprintf("ctrfs-cri holding %s open: %v", path, open), func() (bool, string) {
 		ents, _ := os.ReadDir(fds)
 		for _, e := range ents {
 			if l, _ := os.Readlink(filepath.Join(fds, e.Name())); l == path {
-				return true, ""
+				return open, ""
 			}
 		}
-		return false, fmt.Sprintf("%d fds", len(ents))
+		return !open, fmt.Sprintf("%d fds", len(ents))
 	})
 }
 
@@ -87,7 +88,7 @@ func TestCRIEvents(t *testing.T) {
 			events <- e
 		}
 	}()
-	c.waitOpen(filepath.Join(d.mnt, "events"))
+	c.waitOpen(filepath.Join(d.mnt, "events"), true)
 
 	pod := writeJSON(t, dir, "pod.json", map[string]any{
 		"metadata": map[string]any{"name": "evpod", "namespace": "default", "uid": "uid-ev"},
@@ -144,4 +145,8 @@ func TestCRIEvents(t *testing.T) {
 			t.Errorf("event %d (%s of %.12s): container state %q, pod %+v", i, w.typ, w.id, ctrState, e.Pod)
 		}
 	}
+	// The client goes: the server's read of the events file ends with it.
+	ev.Process.Kill()
+	ev.Wait()
+	c.waitOpen(filepath.Join(d.mnt, "events"), false)
 }

@@ -182,6 +182,16 @@ func (s *Server) find(kind, id string) (object, error) {
 	return object{}, status.Errorf(codes.InvalidArgument, "%s id %q is ambiguous", kind, id)
 }
 
+// findIfAny is find for the calls where an object that is not there is
+// done already (stop and remove): ok false and no error then.
+func (s *Server) findIfAny(kind, id string) (o object, ok bool, err error) {
+	o, err = s.find(kind, id)
+	if status.Code(err) == codes.NotFound {
+		return o, false, nil
+	}
+	return o, err == nil, err
+}
+
 // newID is a fresh id: 64 hex digits, as containerd's.
 func newID() string {
 	b := make([]byte, 32)

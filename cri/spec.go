@@ -48,7 +48,15 @@ type imageConfig struct {
 }
 
 // baseSpec is the OCI default of `runc spec` with docker's capabilities and
-// a writable root, as ctrfs's own --image specs are.
+// a writable root, as ctrfs's own --image specs are. It repeats
+// images.DefaultSpec's capabilities, mounts and masked paths on purpose:
+// this package is a client of the tree and imports none of the daemon's
+// (cri/imports_test.go), and the tree has no file of default specs (a
+// `--config` spec is taken as written, so the daemon cannot fill gaps
+// without changing other callers' specs). The two differ where the CRI
+// must (no namespaces, no rlimits or no_new_privileges by default: the
+// CRI's security context decides); a change to the common part belongs in
+// both.
 func baseSpec() *specs.Spec {
 	caps := append([]string(nil), defaultCaps...)
 	return &specs.Spec{

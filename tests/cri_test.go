@@ -159,8 +159,7 @@ func (c *criServer) run(args ...string) string {
 }
 
 func (c *criServer) try(args ...string) (string, error) {
-	ep := "unix://" + c.sock
-	cmd := exec.Command(c.crictl, append([]string{"--config", "/dev/null", "--runtime-endpoint", ep, "--image-endpoint", ep, "--timeout", "60s"}, args...)...)
+	cmd := c.crictlCmd(append([]string{"--timeout", "60s"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

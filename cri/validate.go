@@ -1,0 +1,26 @@
+package cri
+
+import (
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// validateContainer refuses, before anything is made, what a container
+// config asks that is wrong or that ctrfs-cri cannot give.
+func validateContainer(cfg *runtimeapi.ContainerConfig) error {
+	sc := cfg.GetLinux().GetSecurityContext()
+	// A group without a user would run as the image's user with another
+	// group than its own: the kubelet's API forbids it (containerd too).
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return status.Error(codes.InvalidArgument, "run_as_group is set without run_as_user or run_as_username")
+	}
+	for _, m := range cfg.GetMounts() {
+		// Image volumes (a mount of an image's content) are not done yet:
+		// Unimplemented, rather than a mount of an empty host path.
+		if m.GetImage().GetImage() != "" {
+			return status.Errorf(codes.Unimplemented, "mount of image %q at %s: image volumes are not supported", m.GetImage().GetImage(), m.GetContainerPath())
+		}
+	}
+	return nil
+}

@@ -334,8 +334,14 @@ func applyMounts(s *specs.Spec, mounts []*runtimeapi.Mount) error {
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			opts = append(opts, "rshared")
+			// A mount made inside reaches the host only if the
+			// container's root is shared too (runc makes it private).
+			s.Linux.RootfsPropagation = "rshared"
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			opts = append(opts, "rslave")
+			if s.Linux.RootfsPropagation != "rshared" {
+				s.Linux.RootfsPropagation = "rslave"
+			}
 		default:
 			opts = append(opts, "rprivate")
 		}

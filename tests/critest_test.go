@@ -189,7 +189,8 @@ func TestCritest(t *testing.T) {
 		t.Fatalf("critest's report: %v (critest: %v; its output in %s)", err, runErr, logf.Name())
 	}
 	counts := map[string]int{}
-	var failed []string
+	var failed, skipped []string
+	var specs []ginkgoSpec
 	for _, s := range suites {
 		for _, spec := range s.SpecReports {
 			if spec.LeafNodeType != "It" {
@@ -199,6 +200,10 @@ func TestCritest(t *testing.T) {
 				continue
 			}
 			counts[spec.State]++
+			if spec.State == "skipped" {
+				skipped = append(skipped, fmt.Sprintf("%s: %s", spec.name(), firstLine(spec.Failure.Message)))
+			}
+			specs = append(specs, spec)
 			if spec.State != "passed" && spec.State != "skipped" && spec.State != "pending" {
 				failed = append(failed, fmt.Sprintf("%s (%s, %s:%d):\n    %s", spec.name(), spec.State,
 					filepath.Base(spec.Failure.Location.FileName), spec.Failure.Location.LineNumber,
@@ -217,6 +222,12 @@ func TestCritest(t *testing.T) {
 	for _, s := range critestSkips {
 		t.Logf("skipped on purpose: /%s/: %s", s.re, s.why)
 	}
+	sort.Strings(skipped)
+	t.Logf("skipped specs (by critest's own checks, or on purpose):\n%s", strings.Join(skipped, "\n"))
+	sort.Slice(specs, func(i, j int) bool { return specs[i].RunTime > specs[j].RunTime })
+	for _, s := range specs[:min(len(specs), 8)] {
+		t.Logf("slow: %v %s", s.RunTime.Round(100*time.Millisecond), s.name())
+	}
 	if len(failed) > 0 {
 		t.Errorf("%d critest specs failed (critest: %v):\n%s", len(failed), runErr, strings.Join(failed, "\n"))
 	} else if runErr != nil {
@@ -225,4 +236,9 @@ func TestCritest(t *testing.T) {
 	if counts["passed"] == 0 {
 		t.Errorf("no critest spec passed")
 	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
 }

@@ -145,7 +145,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if md == nil || md.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "container metadata with a name is required")
 	}
-	if err := validateContainer(cfg); err != nil {
+	if err := s.validateContainer(cfg); err != nil {
 		return nil, err
 	}
 	sb, err := s.find("sandbox", req.GetPodSandboxId())

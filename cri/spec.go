@@ -331,6 +331,10 @@ func applyMounts(s *specs.Spec, mounts []*runtimeapi.Mount) error {
 		} else {
 			opts = append(opts, "rw")
 		}
+		if m.RecursiveReadOnly {
+			// runc makes the submounts read-only too (mount_setattr).
+			opts = append(opts, "rro")
+		}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			opts = append(opts, "rshared")

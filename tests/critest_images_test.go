@@ -259,10 +259,10 @@ func critestImages(tb testing.TB) map[string]v1.Image {
 	pause39 := pause("3.9")
 	tags := file("same-image")
 	m := map[string]v1.Image{
-		framework("busybox:1.29-2"): base,
-		framework("nginx:1.14-2"):   webserver("usr/sbin/nginx", nginxArgs("80")...),
-		framework("httpd:2.4.39-4"): webserver("usr/local/apache2/bin/httpd", "-port", "80"),
-		framework("nonewprivs:1.3"): critestImage(tb, base, with(func(c *v1.Config) {
+		e2eImage("busybox:1.29-2"): base,
+		e2eImage("nginx:1.14-2"):   webserver("usr/sbin/nginx", nginxArgs("80")...),
+		e2eImage("httpd:2.4.39-4"): webserver("usr/local/apache2/bin/httpd", "-port", "80"),
+		e2eImage("nonewprivs:1.3"): critestImage(tb, base, with(func(c *v1.Config) {
 			c.Cmd = nil
 			c.Entrypoint = []string{"/usr/local/bin/nnp"}
 		}), imagetest.Entry{Hdr: tar.Header{Name: "usr/local/bin/nnp", Mode: 0o4755}, Body: readFile(tb, filepath.Join(s, "nonewprivs"))}),
@@ -289,7 +289,7 @@ func critestImages(tb testing.TB) map[string]v1.Image {
 	return m
 }
 
-func framework(nameTag string) string { return critestE2E + nameTag }
+func e2eImage(nameTag string) string { return critestE2E + nameTag }
 
 // pushCritestImages pushes the images to reg, each under its upstream
 // repository path (host dropped), where the daemon's mirrors look.

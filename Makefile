@@ -12,7 +12,7 @@ EXIT_BENCHTIME ?= 40x
 TABLE_BENCHTIME ?= 30x
 SCALE_N ?= 1000
 
-.PHONY: all build deps test test-host test-vm test-vm-v2 test-vm-v1 vm-image bench bench-fuse bench-scale fuzz lint run clean
+.PHONY: all build deps test test-host critest test-vm test-vm-v2 test-vm-v1 vm-image bench bench-fuse bench-scale fuzz lint run clean
 
 all: build
 
@@ -36,6 +36,11 @@ test: test-host
 # daemon, shim and runc) on this host.
 test-host: deps build lint
 	$(GO) test -count=1 -timeout 40m ./...
+
+# critest (the CRI validation suite of cri-tools v1.37.0) against ctrfs-cri,
+# offline, alone and verbosely (test-host runs it too; docs/cri.md).
+critest: deps build
+	CTRFS_REQUIRE_INTEGRATION=$${CTRFS_REQUIRE_INTEGRATION:-1} $(GO) test -count=1 -v -run '^TestCritest$$' -timeout 30m ./tests/
 
 # The end-to-end suite inside QEMU guests (tests/vm, tests/README.md): the
 # image is built from Debian's packages once and cached in $(CTRFS_VM_CACHE)

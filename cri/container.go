@@ -132,6 +132,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if md == nil || md.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "container metadata with a name is required")
 	}
+	if err := s.validateContainer(cfg); err != nil {
+		return nil, err
+	}
 	sb, err := s.find("sandbox", req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -148,6 +151,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	id := newID()
 	sp, err := s.containerSpec(id, sb, ic, cfg)
 	if err != nil {
+		return nil, err
+	}
+	csc := cfg.GetLinux().GetSecurityContext()
+	if err := applySeccomp(sp, csc.GetPrivileged(), csc.GetSeccomp(), csc.GetSeccompProfilePath()); err != nil {
 		return nil, err
 	}
 	m := meta{

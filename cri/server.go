@@ -349,7 +349,8 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	if err := s.loadNetwork().err; err != nil {
 		nw.Status, nw.Reason, nw.Message = false, "NetworkPluginNotReady", err.Error()
 	}
-	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}}}, nil
+	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}},
+		RuntimeHandlers: s.runtimeHandlers()}, nil
 }
 
 // RuntimeConfig: cgroups are managed by path (cgroupfs), as runc does

@@ -57,11 +57,7 @@ func criTools(tb testing.TB) (string, string) {
 			crictlBin = p
 			return
 		}
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
-		}
-		gobin := filepath.Join(cache, "ctrfs-test", "crictl-"+crictlVersion)
+		gobin := filepath.Join(testCacheDir(), "crictl-"+crictlVersion)
 		crictlBin = filepath.Join(gobin, "crictl")
 		if _, err := os.Stat(crictlBin); err == nil {
 			return

@@ -66,7 +66,7 @@ func TestCRIImageUserName(t *testing.T) {
 		{"group", refs["group"], nil, "uid=1234(app) gid=4567(staff)"},
 		{"username", refs["none"], map[string]any{"run_as_username": "app"}, "uid=1234(app) gid=2345(app) groups=3456(extra)"},
 		{"uid", refs["name"], map[string]any{"run_as_user": map[string]any{"value": 1234}, "supplemental_groups": []int{99}}, "uid=1234(app) gid=2345(app) groups=99,3456(extra)"},
-		{"rungroup", refs["name"], map[string]any{"run_as_group": map[string]any{"value": 4567}}, "uid=1234(app) gid=4567(staff)"},
+		{"rungroup", refs["none"], map[string]any{"run_as_username": "app", "run_as_group": map[string]any{"value": 4567}}, "uid=1234(app) gid=4567(staff)"},
 	} {
 		ctr := writeJSON(t, dir, tc.name+".json", map[string]any{
 			"metadata": map[string]any{"name": tc.name},

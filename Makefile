@@ -12,7 +12,7 @@ EXIT_BENCHTIME ?= 40x
 TABLE_BENCHTIME ?= 30x
 SCALE_N ?= 1000
 
-.PHONY: all build deps test test-host test-vm test-vm-v2 test-vm-v1 vm-image bench bench-scale fuzz lint run clean
+.PHONY: all build deps test test-host critest test-vm test-vm-v2 test-vm-v1 vm-image bench bench-fuse bench-scale fuzz lint run clean
 
 all: build
 
@@ -44,6 +44,11 @@ test: test-host
 test-host: deps build lint
 	$(GO) test -count=1 -timeout 40m ./...
 
+# critest (the CRI validation suite of cri-tools v1.37.0) against ctrfs-cri,
+# offline, alone and verbosely (test-host runs it too; docs/cri.md).
+critest: deps build
+	CTRFS_REQUIRE_INTEGRATION=$${CTRFS_REQUIRE_INTEGRATION:-1} $(GO) test -count=1 -v -run '^TestCritest$$' -timeout 30m ./tests/
+
 # The end-to-end suite inside QEMU guests (tests/vm, tests/README.md): the
 # image is built from Debian's packages once and cached in $(CTRFS_VM_CACHE)
 # (default /var/cache/ctrfs-vm). VM_TESTFLAGS go to the test binary, e.g.
@@ -71,6 +76,13 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench 'RunImagePaired' -benchtime $(BENCHTIME) -timeout 30m ./tests/
 	$(GO) test -count=1 -run '^$$' -bench 'Pull100MB' -benchtime 3x -timeout 30m ./images/
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkTable$$' -benchtime $(TABLE_BENCHTIME) -timeout 60m ./tests/
+	$(MAKE) --no-print-directory bench-fuse
+
+# The floor under a read (tools/fusefloor, a module of its own so that ctrfs
+# does not depend on go-fuse): one small file served by a minimal file system
+# on bazil.org/fuse and on go-fuse, read by another process, against tmpfs.
+bench-fuse:
+	cd tools/fusefloor && $(GO) test -count=1 -run '^$$' -bench . -benchtime 5000x .
 
 # Issue 12's scale figures, once: SCALE_N (1,000) containers under one
 # daemon: start time at SCALE_N vs the first 20, listing and reads, memory,

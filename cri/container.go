@@ -47,20 +47,7 @@ func (s *Server) containerSpec(id string, sb object, ic imageConfig, cfg *runtim
 	sp.Process.Terminal = cfg.Tty
 	lx := cfg.GetLinux()
 	sc := lx.GetSecurityContext()
-	uid, gid, ok := numericUser(ic.Config.User)
-	if !ok && sc.GetRunAsUser() == nil {
-		return nil, status.Errorf(codes.Unimplemented, "image user %q: user names are not resolved yet; give run_as_user", ic.Config.User)
-	}
-	sp.Process.User = specs.User{UID: uid, GID: gid}
-	if u := sc.GetRunAsUser(); u != nil {
-		sp.Process.User.UID = uint32(u.Value)
-		if sc.GetRunAsGroup() == nil && !strings.Contains(ic.Config.User, ":") {
-			sp.Process.User.GID = 0
-		}
-	}
-	if g := sc.GetRunAsGroup(); g != nil {
-		sp.Process.User.GID = uint32(g.Value)
-	}
+	// The uid and gid are ctrfs's to resolve (criUser, create --user).
 	for _, g := range sc.GetSupplementalGroups() {
 		sp.Process.User.AdditionalGids = append(sp.Process.User.AdditionalGids, uint32(g))
 	}
@@ -145,6 +132,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if md == nil || md.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "container metadata with a name is required")
 	}
+	if err := s.validateContainer(cfg); err != nil {
+		return nil, err
+	}
 	sb, err := s.find("sandbox", req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -161,6 +151,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	id := newID()
 	sp, err := s.containerSpec(id, sb, ic, cfg)
 	if err != nil {
+		return nil, err
+	}
+	csc := cfg.GetLinux().GetSecurityContext()
+	if err := applySeccomp(sp, csc.GetPrivileged(), csc.GetSeccomp(), csc.GetSeccompProfilePath()); err != nil {
 		return nil, err
 	}
 	m := meta{
@@ -181,6 +175,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	if cfg.Tty {
 		extra = append(extra, "--tty")
+	}
+	if u := criUser(ic.Config.User, cfg.GetLinux().GetSecurityContext()); u != "" {
+		extra = append(extra, "--user", u)
 	}
 	if m.LogPath != "" {
 		// init's shim writes the CRI-format log itself.
@@ -206,12 +203,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 
 // StopContainer sends the stop signal, then KILL after the timeout.
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
-	c, err := s.find("container", req.GetContainerId())
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &runtimeapi.StopContainerResponse{}, nil
-		}
-		return nil, err
+	c, ok, err := s.findIfAny("container", req.GetContainerId())
+	if !ok {
+		return &runtimeapi.StopContainerResponse{}, err
 	}
 	if err := s.stopCtrfs(c.ID, c.M.StopSig, time.Duration(req.GetTimeout())*time.Second); err != nil {
 		return nil, treeStatus("stop", err)
@@ -219,19 +213,13 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
-// removeContainer deletes a container.
-func (s *Server) removeContainer(id string) error { return s.deleteCtrfs(id) }
-
 // RemoveContainer removes a container in any state; an unknown one is fine.
 func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
-	c, err := s.find("container", req.GetContainerId())
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &runtimeapi.RemoveContainerResponse{}, nil
-		}
-		return nil, err
+	c, ok, err := s.findIfAny("container", req.GetContainerId())
+	if !ok {
+		return &runtimeapi.RemoveContainerResponse{}, err
 	}
-	if err := s.removeContainer(c.ID); err != nil {
+	if err := s.deleteCtrfs(c.ID); err != nil {
 		return nil, treeStatus("remove", err)
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil

@@ -197,47 +197,42 @@ func (s *Server) podContainers(id string) []object {
 // StopPodSandbox kills the pod's containers and its sandbox. A stopped or
 // unknown sandbox is fine.
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
-	sb, err := s.find("sandbox", req.GetPodSandboxId())
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &runtimeapi.StopPodSandboxResponse{}, nil
-		}
+	sb, ok, err := s.findIfAny("sandbox", req.GetPodSandboxId())
+	if !ok {
+		return &runtimeapi.StopPodSandboxResponse{}, err
+	}
+	if err := s.downPod(ctx, sb, "stop", func(id string) error { return s.stopCtrfs(id, "", 0) }); err != nil {
 		return nil, err
-	}
-	for _, c := range s.podContainers(sb.ID) {
-		if err := s.stopCtrfs(c.ID, "", 0); err != nil {
-			return nil, treeStatus("stop container "+c.ID, err)
-		}
-	}
-	// The DEL comes while the sandbox's namespace is still there.
-	if err := s.tearDownNetwork(ctx, sb, sb.M.Ports); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "pod network: %v", err)
-	}
-	if err := s.stopCtrfs(sb.ID, "", 0); err != nil {
-		return nil, treeStatus("stop sandbox", err)
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 
-// RemovePodSandbox removes the pod's containers, its sandbox and its files.
-func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
-	sb, err := s.find("sandbox", req.GetPodSandboxId())
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return &runtimeapi.RemovePodSandboxResponse{}, nil
-		}
-		return nil, err
-	}
+// downPod is what stopping and removing a pod share: act on each of its
+// containers, the CNI DEL while the sandbox's namespace is still there,
+// then act on the sandbox.
+func (s *Server) downPod(ctx context.Context, sb object, verb string, act func(id string) error) error {
 	for _, c := range s.podContainers(sb.ID) {
-		if err := s.removeContainer(c.ID); err != nil {
-			return nil, treeStatus("remove container "+c.ID, err)
+		if err := act(c.ID); err != nil {
+			return treeStatus(verb+" container "+c.ID, err)
 		}
 	}
 	if err := s.tearDownNetwork(ctx, sb, sb.M.Ports); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "pod network: %v", err)
+		return status.Errorf(codes.Unavailable, "pod network: %v", err)
 	}
-	if err := s.deleteCtrfs(sb.ID); err != nil {
-		return nil, treeStatus("remove sandbox", err)
+	if err := act(sb.ID); err != nil {
+		return treeStatus(verb+" sandbox", err)
+	}
+	return nil
+}
+
+// RemovePodSandbox removes the pod's containers, its sandbox and its files.
+func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	sb, ok, err := s.findIfAny("sandbox", req.GetPodSandboxId())
+	if !ok {
+		return &runtimeapi.RemovePodSandboxResponse{}, err
+	}
+	if err := s.downPod(ctx, sb, "remove", s.deleteCtrfs); err != nil {
+		return nil, err
 	}
 	os.RemoveAll(s.podDir(sb.ID))
 	return &runtimeapi.RemovePodSandboxResponse{}, nil

@@ -182,6 +182,16 @@ func (s *Server) find(kind, id string) (object, error) {
 	return object{}, status.Errorf(codes.InvalidArgument, "%s id %q is ambiguous", kind, id)
 }
 
+// findIfAny is find for the calls where an object that is not there is
+// done already (stop and remove): ok false and no error then.
+func (s *Server) findIfAny(kind, id string) (o object, ok bool, err error) {
+	o, err = s.find(kind, id)
+	if status.Code(err) == codes.NotFound {
+		return o, false, nil
+	}
+	return o, err == nil, err
+}
+
 // newID is a fresh id: 64 hex digits, as containerd's.
 func newID() string {
 	b := make([]byte, 32)
@@ -339,7 +349,8 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	if err := s.loadNetwork().err; err != nil {
 		nw.Status, nw.Reason, nw.Message = false, "NetworkPluginNotReady", err.Error()
 	}
-	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}}}, nil
+	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}},
+		RuntimeHandlers: s.runtimeHandlers()}, nil
 }
 
 // RuntimeConfig: cgroups are managed by path (cgroupfs), as runc does

@@ -48,7 +48,15 @@ type imageConfig struct {
 }
 
 // baseSpec is the OCI default of `runc spec` with docker's capabilities and
-// a writable root, as ctrfs's own --image specs are.
+// a writable root, as ctrfs's own --image specs are. It repeats
+// images.DefaultSpec's capabilities, mounts and masked paths on purpose:
+// this package is a client of the tree and imports none of the daemon's
+// (cri/imports_test.go), and the tree has no file of default specs (a
+// `--config` spec is taken as written, so the daemon cannot fill gaps
+// without changing other callers' specs). The two differ where the CRI
+// must (no namespaces, no rlimits or no_new_privileges by default: the
+// CRI's security context decides); a change to the common part belongs in
+// both.
 func baseSpec() *specs.Spec {
 	caps := append([]string(nil), defaultCaps...)
 	return &specs.Spec{
@@ -204,8 +212,21 @@ func capName(c string) string {
 	return c
 }
 
-// allCaps is every capability the running kernel knows.
+// allCaps is every capability the running kernel knows and this process
+// may hand on: its own bounding set (a host may withhold some even from
+// root, as this kind of VM does CAP_SYS_RESOURCE; asking runc for one then
+// fails every privileged container, so containerd takes the same set).
 func allCaps() []string {
+	bounding := ^uint64(0)
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					bounding = n
+				}
+			}
+		}
+	}
 	last := 40
 	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
@@ -220,7 +241,7 @@ func allCaps() []string {
 		"BPF", "CHECKPOINT_RESTORE"}
 	var out []string
 	for i, n := range names {
-		if i <= last {
+		if i <= last && bounding&(1<<i) != 0 {
 			out = append(out, "CAP_"+n)
 		}
 	}
@@ -321,11 +342,21 @@ func applyMounts(s *specs.Spec, mounts []*runtimeapi.Mount) error {
 		} else {
 			opts = append(opts, "rw")
 		}
+		if m.RecursiveReadOnly {
+			// runc makes the submounts read-only too (mount_setattr).
+			opts = append(opts, "rro")
+		}
 		switch m.Propagation {
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			opts = append(opts, "rshared")
+			// A mount made inside reaches the host only if the
+			// container's root is shared too (runc makes it private).
+			s.Linux.RootfsPropagation = "rshared"
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			opts = append(opts, "rslave")
+			if s.Linux.RootfsPropagation != "rshared" {
+				s.Linux.RootfsPropagation = "rslave"
+			}
 		default:
 			opts = append(opts, "rprivate")
 		}

@@ -16,6 +16,10 @@ import (
 // maxUserFile caps /etc/passwd and /etc/group as read from an image.
 const maxUserFile = 4 << 20
 
+// ResolveUser is resolveUser, for a caller that writes the rest of the spec
+// itself (create --image --config --user).
+func ResolveUser(rootfs, user string) (specs.User, error) { return resolveUser(rootfs, user) }
+
 // resolveUser turns an image's User ("", "uid", "uid:gid", "name",
 // "name:group", mixes) into ids, as docker does: a user found in
 // /etc/passwd gives its primary gid unless a group is named, and the groups

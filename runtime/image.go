@@ -203,7 +203,7 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 		return "", "", imageError(req.verb()+": --image", err)
 	}
 	if req.Config != "" {
-		raw, err := callerSpec(req.Config, filepath.Base(rootfs))
+		raw, err := callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User)
 		if err != nil {
 			return "", "", err
 		}

@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/ctrfs/ctrfs/images"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,8 +36,8 @@ func (req *CreateRequest) checkCallerConfig() error {
 	if !filepath.IsAbs(req.Config) || strings.ContainsRune(req.Config, 0) {
 		return Errorf(KindInvalid, "--config %q: must be an absolute path", req.Config)
 	}
-	if len(req.Env) > 0 || req.Workdir != "" || req.User != "" || len(req.Args) > 0 {
-		return Errorf(KindInvalid, "--config: the caller's config.json gives the process: --env, --workdir, --user and a command are refused with it")
+	if len(req.Env) > 0 || req.Workdir != "" || len(req.Args) > 0 {
+		return Errorf(KindInvalid, "--config: the caller's config.json gives the process: --env, --workdir and a command are refused with it")
 	}
 	return nil
 }
@@ -42,8 +45,10 @@ func (req *CreateRequest) checkCallerConfig() error {
 // callerSpec reads the caller's config.json (a regular file, not through a
 // symlink, at most maxCallerConfig bytes) and returns it with root.path set
 // to rootfs (relative to the bundle) and root.readonly kept as the caller
-// said.
-func callerSpec(path, rootfs string) ([]byte, error) {
+// said. A user (--user) is resolved in the image's files (mounted at
+// rootPath) and replaces process.user's uid and gid; its groups are added
+// to the caller's additionalGids.
+func callerSpec(path, rootfs, rootPath, user string) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -82,9 +87,44 @@ func callerSpec(path, rootfs string) ([]byte, error) {
 		return nil, Errorf(KindInvalid, "--config %s: process.args is missing or empty", path)
 	}
 	doc["root"], _ = json.Marshal(map[string]any{"path": rootfs, "readonly": root.Readonly})
+	if user != "" {
+		p, err := withUser(doc["process"], rootPath, user)
+		if err != nil {
+			return nil, err
+		}
+		doc["process"] = p
+	}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return append(out, '\n'), nil
+}
+
+// withUser is the caller's process (raw JSON) with the user resolved in
+// the image's /etc/passwd and /etc/group (read inside rootPath, bounded,
+// as for --user without --config): every other field stays as written.
+func withUser(rawProcess json.RawMessage, rootPath, user string) (json.RawMessage, error) {
+	var proc map[string]json.RawMessage
+	if err := json.Unmarshal(rawProcess, &proc); err != nil {
+		return nil, Errorf(KindInvalid, "--config: process: %v", err)
+	}
+	var given specs.User
+	if u, ok := proc["user"]; ok && string(u) != "null" {
+		if err := json.Unmarshal(u, &given); err != nil {
+			return nil, Errorf(KindInvalid, "--config: process.user: %v", err)
+		}
+	}
+	u, err := images.ResolveUser(rootPath, user)
+	if err != nil {
+		return nil, imageError("--user", err)
+	}
+	for _, g := range given.AdditionalGids {
+		if !slices.Contains(u.AdditionalGids, g) && g != u.GID {
+			u.AdditionalGids = append(u.AdditionalGids, g)
+		}
+	}
+	u.Umask, u.Username = given.Umask, given.Username
+	proc["user"], _ = json.Marshal(u)
+	return json.Marshal(proc)
 }

@@ -59,5 +59,14 @@ func (p *Process) ReopenLog() error {
 	if err := checkLogDir("reopen-log", p.logPath); err != nil {
 		return err
 	}
+	// The shim opens the path when it reads the order, later; the caller
+	// (the kubelet's rotation, critest) expects the new file at the path
+	// once the order is taken, so it is created here first, as the shim
+	// would (O_APPEND: the shim's records go after anything already there).
+	f, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return Errorf(KindInvalid, "reopen-log: %v", err)
+	}
+	f.Close()
 	return p.control(proto.Control{Op: proto.ControlReopenLog})
 }

@@ -59,24 +59,8 @@ func TestCRINetwork(t *testing.T) {
 	confDir, prefix := cniNetwork(t)
 	_, bbRef, d, c := criSetup(t, "--cni-conf-dir", confDir)
 	dir := t.TempDir()
-	var info struct {
-		Status struct {
-			Conditions []struct {
-				Type   string `json:"type"`
-				Status bool   `json:"status"`
-			} `json:"conditions"`
-		} `json:"status"`
-	}
-	out := c.run("info")
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		t.Fatal(err)
-	}
-	ready := false
-	for _, cond := range info.Status.Conditions {
-		ready = ready || cond.Type == "NetworkReady" && cond.Status
-	}
-	if !ready {
-		t.Errorf("crictl info: NetworkReady not true:\n%s", out)
+	if cond := c.networkCondition(); !cond.Status {
+		t.Errorf("NetworkReady not true: %+v", cond)
 	}
 	c.run("pull", bbRef)
 	ipOf := func(podID string) string {

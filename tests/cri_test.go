@@ -57,11 +57,7 @@ func criTools(tb testing.TB) (string, string) {
 			crictlBin = p
 			return
 		}
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
-		}
-		gobin := filepath.Join(cache, "ctrfs-test", "crictl-"+crictlVersion)
+		gobin := filepath.Join(testCacheDir(), "crictl-"+crictlVersion)
 		crictlBin = filepath.Join(gobin, "crictl")
 		if _, err := os.Stat(crictlBin); err == nil {
 			return
@@ -159,8 +155,7 @@ func (c *criServer) run(args ...string) string {
 }
 
 func (c *criServer) try(args ...string) (string, error) {
-	ep := "unix://" + c.sock
-	cmd := exec.Command(c.crictl, append([]string{"--config", "/dev/null", "--runtime-endpoint", ep, "--image-endpoint", ep, "--timeout", "60s"}, args...)...)
+	cmd := c.crictlCmd(append([]string{"--timeout", "60s"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -102,6 +102,10 @@ func TestCRILogPath(t *testing.T) {
 
 	// reopen-log after the restart: the daemon knows the path again.
 	d.mustCtl("reopen-log\n", id, "processes", "init")
+	// The new file is there as soon as the order is taken.
+	if _, err := os.Stat(initLog); err != nil {
+		t.Errorf("after reopen-log: %v", err)
+	}
 	if err := d.writeStdin(id, "init", []byte("c\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,7 @@ func TestCreateImageConfig(t *testing.T) {
 	notJSON := filepath.Join(dir, "bad.json")
 	os.WriteFile(notJSON, []byte("[1,2"), 0o644)
 	os.Symlink(noArgs, filepath.Join(dir, "link.json"))
+	good := writeJSON(t, dir, "good.json", spec)
 	for _, c := range []struct {
 		cmd   string
 		errno syscall.Errno
@@ -70,6 +71,8 @@ func TestCreateImageConfig(t *testing.T) {
 		{"create c1 --image test/cfg:v1 --config " + notJSON, syscall.EINVAL, "not a JSON object"},
 		{"create c1 --image test/cfg:v1 --config " + filepath.Join(dir, "link.json"), syscall.EINVAL, "--config"},
 		{"create c1 --image test/cfg:v1 --config", syscall.EINVAL, "--config"},
+		// --user is looked up in the image's /etc/passwd (it has none).
+		{"create c1 --image test/cfg:v1 --config " + good + " --user ghost", syscall.EINVAL, "ghost"},
 	} {
 		d.wantCtlError(c.cmd+"\n", c.errno, c.want)
 	}

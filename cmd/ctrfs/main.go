@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -84,13 +83,7 @@ func mount(args []string) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("GOGC") == "" {
-		// The daemon's live heap is small and most of its garbage is I/O
-		// buffers (a FUSE read of a stream is 128 KiB, twice: ours and the
-		// FUSE library's copy): collecting at every 2x of a small heap
-		// cost a third of the stream throughput. 5x stays a few tens of MB.
-		debug.SetGCPercent(400)
-	}
+	tuneGC()
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
 	level, err := logrus.ParseLevel(*logLevel)

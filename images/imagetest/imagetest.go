@@ -223,7 +223,9 @@ func StartRegistryWith(t testing.TB, o RegistryOptions) string {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// A generous bound: it only matters when the registry never starts,
+	// and a guest under emulation on a loaded machine took over 10 s.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		// Any answer will do (401 with auth).
 		resp, err := client.Get(scheme + "://" + addr + "/v2/")

@@ -55,6 +55,7 @@ func cniNetwork(tb testing.TB) (confDir, subnetPrefix string) {
 // (PodSandboxStatus shows it), two pods reach each other by it, and
 // stopping the pods (CNI DEL) removes their interfaces.
 func TestCRINetwork(t *testing.T) {
+	hostOnly(t, guestSlowCRI)
 	requireIntegration(t)
 	confDir, prefix := cniNetwork(t)
 	_, bbRef, d, c := criSetup(t, "--cni-conf-dir", confDir)

@@ -14,6 +14,7 @@ import (
 // containerd's refusal). A config that is there but broken (a plugin
 // missing) fails RunPodSandbox and leaves nothing.
 func TestCRINoNetwork(t *testing.T) {
+	hostOnly(t, guestSlowCRI)
 	_, bbRef, d, c := criSetup(t)
 	dir := t.TempDir()
 	if cond := c.networkCondition(); cond.Status || cond.Reason != "NetworkPluginNotReady" || !strings.Contains(cond.Message, "no CNI network config") {

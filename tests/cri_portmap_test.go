@@ -56,6 +56,7 @@ func cniPortmapNetwork(tb testing.TB) (confDir, subnetPrefix string) {
 // reaches the server in the pod from the host, by 127.0.0.1 and by the
 // host's own address; after the pod stops (CNI DEL) the port is gone.
 func TestCRIHostPort(t *testing.T) {
+	hostOnly(t, guestSlowCRI)
 	requireIntegration(t)
 	confDir, prefix := cniPortmapNetwork(t)
 	_, bbRef, d, c := criSetup(t, "--cni-conf-dir", confDir)

@@ -37,6 +37,7 @@ func freePort(tb testing.TB) int {
 // its end ends init), port-forward to a server in the pod's network
 // namespace.
 func TestCRIStreaming(t *testing.T) {
+	hostOnly(t, guestSlowCRI)
 	_, bbRef, d, c := criSetup(t)
 	dir := t.TempDir()
 	c.run("pull", bbRef)

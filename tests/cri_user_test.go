@@ -41,6 +41,7 @@ func namedUserImage(tb testing.TB, user string) v1.Image {
 // the image does not know fails the create (InvalidArgument) and leaves
 // nothing.
 func TestCRIImageUserName(t *testing.T) {
+	hostOnly(t, guestSlowCRI)
 	reg, _, d, c := criSetup(t)
 	dir := t.TempDir()
 	refs := map[string]string{}

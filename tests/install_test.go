@@ -273,3 +273,9 @@ func TestNotifyReady(t *testing.T) {
 		t.Errorf("daemon exit: %v", err)
 	}
 }
+
+// guestSlowCRI is why the CRI tests that touch neither cgroups nor CRIU
+// (pod network, streams, user names) run on the host only: under the
+// guests' emulation each takes minutes, and the cgroup version changes
+// nothing they check.
+const guestSlowCRI = "the pod network, streams and user names do not depend on the cgroup version, and under emulation this test takes minutes"

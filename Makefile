@@ -152,15 +152,17 @@ man: build
 # An existing flags file is the admin's: it is kept.
 install: build man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(MANDIR)/man8
-	install -m 0755 $(BIN)/ctrfs $(BIN)/ctrfs-shim $(DESTDIR)$(BINDIR)/
-	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' contrib/systemd/ctrfs.service.in > $(DESTDIR)$(UNITDIR)/ctrfs.service.tmp
-	chmod 0644 $(DESTDIR)$(UNITDIR)/ctrfs.service.tmp
-	mv $(DESTDIR)$(UNITDIR)/ctrfs.service.tmp $(DESTDIR)$(UNITDIR)/ctrfs.service
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/default/ctrfs ]; then \
-	  echo "kept $(DESTDIR)$(SYSCONFDIR)/default/ctrfs (the example is contrib/default/ctrfs)"; \
-	else install -m 0644 contrib/default/ctrfs $(DESTDIR)$(SYSCONFDIR)/default/ctrfs; fi
+	install -m 0755 $(BIN)/ctrfs $(BIN)/ctrfs-shim $(BIN)/ctrfs-cri $(DESTDIR)$(BINDIR)/
+	@for u in ctrfs ctrfs-cri; do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' contrib/systemd/$$u.service.in > $(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+	  mv $(DESTDIR)$(UNITDIR)/$$u.service.tmp $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	  if [ -e $(DESTDIR)$(SYSCONFDIR)/default/$$u ]; then \
+	    echo "kept $(DESTDIR)$(SYSCONFDIR)/default/$$u (the example is contrib/default/$$u)"; \
+	  else install -m 0644 contrib/default/$$u $(DESTDIR)$(SYSCONFDIR)/default/$$u || exit 1; fi; \
+	done
 	install -m 0644 $(BIN)/ctrfs.8 $(DESTDIR)$(MANDIR)/man8/ctrfs.8
-	@echo "installed; as root: systemctl daemon-reload && systemctl enable --now ctrfs"
+	@echo "installed; as root: systemctl daemon-reload && systemctl enable --now ctrfs (and ctrfs-cri for Kubernetes: docs/kubernetes.md)"
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/ctrfs $(DESTDIR)$(BINDIR)/ctrfs-shim $(DESTDIR)$(UNITDIR)/ctrfs.service $(DESTDIR)$(MANDIR)/man8/ctrfs.8
+	rm -f $(DESTDIR)$(BINDIR)/ctrfs $(DESTDIR)$(BINDIR)/ctrfs-shim $(DESTDIR)$(BINDIR)/ctrfs-cri $(DESTDIR)$(UNITDIR)/ctrfs.service $(DESTDIR)$(UNITDIR)/ctrfs-cri.service $(DESTDIR)$(MANDIR)/man8/ctrfs.8

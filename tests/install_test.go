@@ -59,11 +59,14 @@ func TestMakeInstall(t *testing.T) {
 	dest := t.TempDir()
 	makeInstall(t, "install", "DESTDIR="+dest)
 	want := map[string]os.FileMode{
-		"usr/local/bin/ctrfs":                        0o755,
-		"usr/local/bin/ctrfs-shim":                   0o755,
-		"usr/local/lib/systemd/system/ctrfs.service": 0o644,
-		"etc/default/ctrfs":                          0o644,
-		"usr/local/share/man/man8/ctrfs.8":           0o644,
+		"usr/local/bin/ctrfs":                            0o755,
+		"usr/local/bin/ctrfs-shim":                       0o755,
+		"usr/local/bin/ctrfs-cri":                        0o755,
+		"usr/local/lib/systemd/system/ctrfs.service":     0o644,
+		"usr/local/lib/systemd/system/ctrfs-cri.service": 0o644,
+		"etc/default/ctrfs":                              0o644,
+		"etc/default/ctrfs-cri":                          0o644,
+		"usr/local/share/man/man8/ctrfs.8":               0o644,
 	}
 	var got []string
 	filepath.Walk(dest, func(p string, fi os.FileInfo, err error) error {
@@ -99,6 +102,18 @@ func TestMakeInstall(t *testing.T) {
 	}
 	if strings.Contains(unit, "@") {
 		t.Errorf("ctrfs.service still has a placeholder:\n%s", unit)
+	}
+	criUnit := readFile(t, filepath.Join(dest, "usr/local/lib/systemd/system/ctrfs-cri.service"))
+	for _, line := range []string{
+		"Wants=ctrfs.service", "EnvironmentFile=-/etc/default/ctrfs", "EnvironmentFile=-/etc/default/ctrfs-cri",
+		"ExecStart=/usr/local/bin/ctrfs-cri --mount ${CTRFS_MOUNTPOINT} $CTRFS_CRI_OPTS",
+	} {
+		if !strings.Contains(criUnit, "\n"+line+"\n") || strings.Contains(criUnit, "@") {
+			t.Errorf("ctrfs-cri.service has no line %q, or a placeholder:\n%s", line, criUnit)
+		}
+	}
+	if env := readFile(t, filepath.Join(dest, "etc/default/ctrfs-cri")); !strings.Contains(env, "\nCTRFS_CRI_OPTS=\"--listen /run/ctrfs-cri.sock") {
+		t.Errorf("/etc/default/ctrfs-cri:\n%s", env)
 	}
 	env := readFile(t, filepath.Join(dest, "etc/default/ctrfs"))
 	if !strings.Contains(env, "\nCTRFS_MOUNTPOINT=/mnt/ctr\n") || !strings.Contains(env, "\nCTRFS_OPTS=") {
@@ -142,7 +157,7 @@ func TestMakeInstall(t *testing.T) {
 	}
 	makeInstall(t, "uninstall", "DESTDIR="+dest)
 	for rel := range want {
-		if _, err := os.Stat(filepath.Join(dest, rel)); (rel == "etc/default/ctrfs") != (err == nil) {
+		if _, err := os.Stat(filepath.Join(dest, rel)); strings.HasPrefix(rel, "etc/default/") != (err == nil) {
 			t.Errorf("after uninstall, %s: %v", rel, err)
 		}
 	}
@@ -173,8 +188,10 @@ func TestInstalledUnitVerifies(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := verify(unit); err != nil || strings.TrimSpace(out) != "" {
-		t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
+	for _, u := range []string{unit, filepath.Join(root, "usr/lib/systemd/system/ctrfs-cri.service")} {
+		if out, err := verify(u); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", u, err, out)
+		}
 	}
 	broken := filepath.Join(t.TempDir(), "ctrfs.service")
 	os.WriteFile(broken, []byte(strings.Replace(readFile(t, unit), root+"/usr/bin/ctrfs", root+"/nosuch/ctrfs", 1)), 0o644)

@@ -157,10 +157,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := applySeccomp(sp, csc.GetPrivileged(), csc.GetSeccomp(), csc.GetSeccompProfilePath()); err != nil {
 		return nil, err
 	}
+	extra, mounts, err := s.imageMountArgs(cfg.Mounts)
+	if err != nil {
+		return nil, err
+	}
 	m := meta{
 		Kind: "container", Pod: sb.ID, Name: md.Name, Attempt: md.Attempt,
 		Labels: cfg.Labels, Annotations: cfg.Annotations, CreatedAt: time.Now().UnixNano(),
-		Image: ref, ImageRef: digest, Mounts: cfg.Mounts, StopSig: ic.Config.StopSignal,
+		Image: ref, ImageRef: digest, Mounts: mounts, StopSig: ic.Config.StopSignal,
 		Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, Tty: cfg.Tty,
 	}
 	if sb.M.LogDir != "" && cfg.LogPath != "" {
@@ -169,7 +173,6 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 			return nil, status.Errorf(codes.Internal, "log directory: %v", err)
 		}
 	}
-	var extra []string
 	if cfg.Stdin {
 		extra = append(extra, "--stdin")
 	}

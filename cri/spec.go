@@ -320,6 +320,9 @@ func resourcesJSON(r *runtimeapi.LinuxContainerResources) ([]byte, error) {
 // default mount at the same destination.
 func applyMounts(s *specs.Spec, mounts []*runtimeapi.Mount) error {
 	for _, m := range mounts {
+		if isImageMount(m) {
+			continue // the daemon mounts it: --image-mount (imagevolume.go)
+		}
 		if m.ContainerPath == "" || !filepath.IsAbs(m.ContainerPath) {
 			return fmt.Errorf("mount %q: the container path must be absolute", m.ContainerPath)
 		}

@@ -29,10 +29,8 @@ func (s *Server) validateContainer(cfg *runtimeapi.ContainerConfig) error {
 				return status.Errorf(codes.Unimplemented, "mount %s: recursive read-only mounts need mount_setattr (Linux 5.12) and runc 1.1", m.GetContainerPath())
 			}
 		}
-		// Image volumes (a mount of an image's content) are not done yet:
-		// Unimplemented, rather than a mount of an empty host path.
-		if m.GetImage().GetImage() != "" {
-			return status.Errorf(codes.Unimplemented, "mount of image %q at %s: image volumes are not supported", m.GetImage().GetImage(), m.GetContainerPath())
+		if err := validateImageMount(m); err != nil {
+			return err
 		}
 	}
 	return nil

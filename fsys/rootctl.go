@@ -29,6 +29,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 		var labels, rtArgs []string
 		args, command, dashdash := cutCommand(args)
 		var logMax string
+		var imageMounts []string
 		pos, err := parseFlags(args,
 			map[string]*bool{"--no-pivot": &req.NoPivot, "--stdin": &req.Stdin, "--tty": &req.TTY},
 			map[string]func(string){
@@ -44,6 +45,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--log-max-size":   func(v string) { logMax = v },
 				"--config":         func(v string) { req.Config = v },
 				"--log-path":       func(v string) { req.LogPath = v },
+				"--image-mount":    func(v string) { imageMounts = append(imageMounts, v) },
 			})
 		if err != nil {
 			return req, err
@@ -61,6 +63,13 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 			req.ID, req.Bundle = pos[0], pos[1]
 		}
 		req.RuntimeArgs = rtArgs
+		for _, v := range imageMounts {
+			m, err := runtime.ParseImageMount(v)
+			if err != nil {
+				return req, err
+			}
+			req.ImageMounts = append(req.ImageMounts, m)
+		}
 		for _, l := range labels {
 			k, v, ok := strings.Cut(l, "=")
 			if !ok {
@@ -108,7 +117,7 @@ func cutCommand(args []string) (opts, command []string, dashdash bool) {
 // imageCreateArgs fills the id and the command of `create ID --image REF`.
 func imageCreateArgs(verb string, req *runtime.CreateRequest, args, pos, command []string) error {
 	if len(pos) < 1 {
-		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--config PATH] [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
+		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--config PATH] [--image-mount REF:/PATH[:SUBPATH]]... [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
 	}
 	req.ID, req.Args = pos[0], append(pos[1:len(pos):len(pos)], command...)
 	for _, o := range []struct {

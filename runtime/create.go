@@ -57,6 +57,9 @@ type CreateRequest struct {
 	// absolute path), taken instead of the generated one: ctrfs sets only
 	// root.path (imageconfig.go).
 	Config string
+	// ImageMounts, with Image, mount images of the store read-only into
+	// the container (imagemount.go).
+	ImageMounts []ImageMount
 }
 
 // reservedIDs are names the mount's root ("ctl", "version", "events",
@@ -271,7 +274,7 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 		}
 		req.Bundle, image = bundle, digest
 		// What the image options said is in the bundle's config.json now.
-		req.Image, req.Env, req.Workdir, req.User, req.Args, req.Config = "", nil, "", "", nil, ""
+		req.Image, req.Env, req.Workdir, req.User, req.Args, req.Config, req.ImageMounts = "", nil, "", "", nil, "", nil
 	}
 	plan, err := r.planCreate(ctx, req)
 	if err != nil {

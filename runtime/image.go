@@ -145,6 +145,9 @@ func (is *ImageStore) Config(digest string) ([]byte, error) {
 
 // checkImageRequest checks the image options of a create request.
 func (req *CreateRequest) checkImage() error {
+	if err := req.checkImageMounts(); err != nil {
+		return err
+	}
 	if req.Image == "" {
 		if len(req.Env) > 0 || req.Workdir != "" || req.User != "" || len(req.Args) > 0 {
 			return Errorf(KindInvalid, "--env, --workdir, --user and a command are for --image only")
@@ -202,28 +205,33 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 	if err != nil {
 		return "", "", imageError(req.verb()+": --image", err)
 	}
+	var raw []byte
 	if req.Config != "" {
-		raw, err := callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User)
+		raw, err = callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User)
 		if err != nil {
 			return "", "", err
 		}
-		if err := atomicfile.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
+	} else {
+		spec, err := images.Spec(config, rootfs, images.SpecOptions{
+			ID: req.ID, Rootfs: filepath.Base(rootfs), Env: req.Env, Workdir: req.Workdir,
+			User: req.User, Args: req.Args, Terminal: req.TTY,
+		})
+		if err != nil {
+			return "", "", imageError(req.verb()+": --image", err)
+		}
+		if raw, err = json.MarshalIndent(spec, "", "  "); err != nil {
 			return "", "", err
 		}
-		return bundle, im.Digest, nil
+		raw = append(raw, '\n')
 	}
-	spec, err := images.Spec(config, rootfs, images.SpecOptions{
-		ID: req.ID, Rootfs: filepath.Base(rootfs), Env: req.Env, Workdir: req.Workdir,
-		User: req.User, Args: req.Args, Terminal: req.TTY,
-	})
-	if err != nil {
-		return "", "", imageError(req.verb()+": --image", err)
-	}
-	raw, err := json.MarshalIndent(spec, "", "  ")
+	mounts, err := r.mountImageVolumes(req, bundle)
 	if err != nil {
 		return "", "", err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(bundle, "config.json"), append(raw, '\n'), 0o600); err != nil {
+	if raw, err = withImageMounts(raw, mounts); err != nil {
+		return "", "", err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o600); err != nil {
 		return "", "", err
 	}
 	return bundle, im.Digest, nil
@@ -236,6 +244,7 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 func (r *Runtime) dropImageBundle(id string) {
 	bundle := filepath.Join(r.cfg.StateDir, id, imageBundleDir)
 	if _, err := os.Lstat(bundle); err == nil {
+		r.dropImageVolumes(bundle)
 		if err := images.RemoveRootfs(bundle); err != nil {
 			r.log.WithError(err).WithField("id", id).Warn("cannot remove the rootfs of the image")
 		}
@@ -267,9 +276,11 @@ func (r *Runtime) loadImageRootfs(rec containerRecord) {
 		log.WithError(err).Warn("the container's image is gone: its rootfs is not mounted")
 		return
 	}
-	if _, err := images.PrepareRootfs(filepath.Join(r.cfg.StateDir, rec.ID, imageBundleDir), im); err != nil {
+	bundle := filepath.Join(r.cfg.StateDir, rec.ID, imageBundleDir)
+	if _, err := images.PrepareRootfs(bundle, im); err != nil {
 		log.WithError(err).Warn("cannot mount the container's rootfs again")
 	}
+	r.loadImageVolumes(rec.ID, bundle)
 }
 
 // releaseVanishedHolds releases the holds of containers that are no more

@@ -39,13 +39,33 @@ func mountsUnder(dir string) []string {
 	return out
 }
 
+// volumeDaemon is a daemon with test/base:v1 (testImage) and test/vol:v1
+// (volumeImage) in its store.
+func volumeDaemon(t *testing.T) *daemon {
+	t.Helper()
+	d := startDaemon(t)
+	d.mustCtl("import test/base:v1 "+dockerSave(t, testImage(t, "base"), "test/base:v1")+"\n", "images")
+	d.mustCtl("import test/vol:v1 "+dockerSave(t, volumeImage(t), "test/vol:v1")+"\n", "images")
+	return d
+}
+
+// deleteHolding: container id holds test/vol:v1 (its remove is EBUSY)
+// until it is deleted, which leaves no mount.
+func deleteHolding(t *testing.T, d *daemon, id string) {
+	t.Helper()
+	d.wantCtlError("remove test/vol:v1\n", syscall.EBUSY, "in use", "images")
+	d.mustCtl("delete " + id + "\n")
+	if got := mountsUnder(d.state); len(got) != 0 {
+		t.Errorf("mounts left after delete: %q", got)
+	}
+	d.mustCtl("remove test/vol:v1\n", "images")
+}
+
 // TestImageMount: `run ID --image REF --image-mount IMG:/PATH[:SUB]` mounts
 // an image, or a path inside it, read-only and executable in the container;
 // the container holds the image; delete unmounts it all.
 func TestImageMount(t *testing.T) {
-	d := startDaemon(t)
-	d.mustCtl("import test/base:v1 "+dockerSave(t, testImage(t, "base"), "test/base:v1")+"\n", "images")
-	d.mustCtl("import test/vol:v1 "+dockerSave(t, volumeImage(t), "test/vol:v1")+"\n", "images")
+	d := volumeDaemon(t)
 	id := newID("imgmnt")
 	d.mustCtl("run " + id + " --image test/base:v1 --image-mount test/vol:v1:/vol --image-mount test/vol:v1:/etc2:etc" +
 		" --image-mount test/vol:v1:/in:in --image-mount test/vol:v1:/hello:hello.txt" +
@@ -61,21 +81,14 @@ func TestImageMount(t *testing.T) {
 	if cfg := d.read(id, "config.json"); !strings.Contains(cfg, `"destination": "/etc2"`) || !strings.Contains(cfg, "volumes/1/root/etc") {
 		t.Errorf("config.json lacks the image mount:\n%s", cfg)
 	}
-	d.wantCtlError("remove test/vol:v1\n", syscall.EBUSY, "in use", "images")
-	d.mustCtl("delete " + id + "\n")
-	if got := mountsUnder(d.state); len(got) != 0 {
-		t.Errorf("mounts left after delete: %q", got)
-	}
-	d.mustCtl("remove test/vol:v1\n", "images")
+	deleteHolding(t, d, id)
 }
 
 // TestImageMountRestart: the image volumes of a container survive kill -9
 // of the daemon and the loss of their mounts (a reboot): the restarted
 // daemon mounts them again, and delete unmounts them.
 func TestImageMountRestart(t *testing.T) {
-	d := startDaemon(t)
-	d.mustCtl("import test/base:v1 "+dockerSave(t, testImage(t, "base"), "test/base:v1")+"\n", "images")
-	d.mustCtl("import test/vol:v1 "+dockerSave(t, volumeImage(t), "test/vol:v1")+"\n", "images")
+	d := volumeDaemon(t)
 	id := newID("imgmnt-rs")
 	d.mustCtl("create " + id + " --image test/base:v1 --image-mount test/vol:v1:/vol:etc -- cat /vol/group\n")
 	root := filepath.Join(d.state, id, "bundle", "volumes", "0", "root")
@@ -92,20 +105,13 @@ func TestImageMountRestart(t *testing.T) {
 	if out := d.read(id, "processes", "init", "stdout"); !strings.HasPrefix(out, "root:x:0:") {
 		t.Errorf("stdout %q", out)
 	}
-	d.wantCtlError("remove test/vol:v1\n", syscall.EBUSY, "in use", "images")
-	d.mustCtl("delete " + id + "\n")
-	if got := mountsUnder(d.state); len(got) != 0 {
-		t.Errorf("mounts left after delete: %q", got)
-	}
-	d.mustCtl("remove test/vol:v1\n", "images")
+	deleteHolding(t, d, id)
 }
 
 // TestImageMountBadInput: the errno and the text on the same fd, and
 // nothing left: no container, no state directory, no mount.
 func TestImageMountBadInput(t *testing.T) {
-	d := startDaemon(t)
-	d.mustCtl("import test/base:v1 "+dockerSave(t, testImage(t, "base"), "test/base:v1")+"\n", "images")
-	d.mustCtl("import test/vol:v1 "+dockerSave(t, volumeImage(t), "test/vol:v1")+"\n", "images")
+	d := volumeDaemon(t)
 	base := "create b1 --image test/base:v1 --image-mount "
 	for _, c := range []struct {
 		cmd   string

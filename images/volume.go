@@ -112,7 +112,7 @@ func VolumePath(dir, sub string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !strings.HasPrefix(p, root+"/") {
+	if p != root && !strings.HasPrefix(p, root+"/") {
 		return "", errorf(ErrUnsafe, "sub-path %q: resolves to %s, outside the image", sub, p)
 	}
 	return p, nil

@@ -179,11 +179,15 @@ func (r *Runtime) dropImageVolumes(bundle string) {
 	if err != nil {
 		return
 	}
+	failed := false
 	for _, e := range entries {
 		if err := images.RemoveVolume(filepath.Join(dir, e.Name())); err != nil {
 			r.log.WithError(err).WithField("volume", filepath.Join(dir, e.Name())).Warn("cannot remove an image volume")
-			return // leave volumes/ for the next delete or load
+			failed = true // the others are still taken down
 		}
+	}
+	if failed {
+		return
 	}
 	if err := os.Remove(dir); err != nil {
 		r.log.WithError(err).WithField("dir", dir).Warn("cannot remove the image volumes' directory")

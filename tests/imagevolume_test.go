@@ -68,15 +68,15 @@ func TestImageMount(t *testing.T) {
 	d := volumeDaemon(t)
 	id := newID("imgmnt")
 	d.mustCtl("run " + id + " --image test/base:v1 --image-mount test/vol:v1:/vol --image-mount test/vol:v1:/etc2:etc" +
-		" --image-mount test/vol:v1:/in:in --image-mount test/vol:v1:/hello:hello.txt" +
-		" -- sh -c 'cat /hello.txt /vol/hello.txt /hello; ls /etc2/passwd /in/group; touch /vol/x 2>/dev/null || echo ro; /vol/bin/busybox echo exec-ok'\n")
+		" --image-mount test/vol:v1:/in:in --image-mount test/vol:v1:/hello:hello.txt --image-mount test/vol:v1:/dot:./opq/" +
+		" -- sh -c 'cat /hello.txt /vol/hello.txt /hello; ls /etc2/passwd /in/group /dot; touch /vol/x 2>/dev/null || echo ro; /vol/bin/busybox echo exec-ok'\n")
 	d.waitState(id, "stopped")
-	if out, want := d.read(id, "processes", "init", "stdout"), "base\nvolume\nvolume\n/etc2/passwd\n/in/group\nro\nexec-ok\n"; out != want {
+	if out, want := d.read(id, "processes", "init", "stdout"), "base\nvolume\nvolume\n/etc2/passwd\n/in/group\n\n/dot:\nupper.txt\nro\nexec-ok\n"; out != want {
 		t.Errorf("stdout %q, want %q\n%s", out, want, d.read(id, "processes", "init", "stderr"))
 	}
 	vols := filepath.Join(d.state, id, "bundle", "volumes")
-	if got := mountsUnder(vols); len(got) != 4 {
-		t.Errorf("volumes mounted: %q, want 4", got)
+	if got := mountsUnder(vols); len(got) != 5 {
+		t.Errorf("volumes mounted: %q, want 5", got)
 	}
 	if cfg := d.read(id, "config.json"); !strings.Contains(cfg, `"destination": "/etc2"`) || !strings.Contains(cfg, "volumes/1/root/etc") {
 		t.Errorf("config.json lacks the image mount:\n%s", cfg)

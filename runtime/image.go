@@ -143,11 +143,17 @@ func (is *ImageStore) Config(digest string) ([]byte, error) {
 	return b, imageError("image", err)
 }
 
+// The values of create's --user-groups.
+const (
+	UserGroupsImage = "image"
+	UserGroupsNone  = "none"
+)
+
 // checkImageRequest checks the image options of a create request.
 func (req *CreateRequest) checkImage() error {
 	if req.Image == "" {
-		if len(req.Env) > 0 || req.Workdir != "" || req.User != "" || len(req.Args) > 0 {
-			return Errorf(KindInvalid, "--env, --workdir, --user and a command are for --image only")
+		if len(req.Env) > 0 || req.Workdir != "" || req.User != "" || req.UserGroups != "" || len(req.Args) > 0 {
+			return Errorf(KindInvalid, "--env, --workdir, --user, --user-groups and a command are for --image only")
 		}
 		return nil
 	}
@@ -170,6 +176,15 @@ func (req *CreateRequest) checkImage() error {
 	}
 	if strings.ContainsRune(req.User, 0) {
 		return Errorf(KindInvalid, "--user: holds a NUL")
+	}
+	switch req.UserGroups {
+	case "", UserGroupsImage, UserGroupsNone:
+	default:
+		return Errorf(KindInvalid, "--user-groups %q: want %s or %s", req.UserGroups, UserGroupsImage, UserGroupsNone)
+	}
+	if req.UserGroups != "" && req.Config != "" && req.User == "" {
+		// With --config, ctrfs resolves no user unless --user names one.
+		return Errorf(KindInvalid, "--user-groups: with --config, for --user only")
 	}
 	for _, a := range req.Args {
 		if strings.ContainsRune(a, 0) {
@@ -203,7 +218,7 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 		return "", "", imageError(req.verb()+": --image", err)
 	}
 	if req.Config != "" {
-		raw, err := callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User)
+		raw, err := callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User, req.UserGroups != UserGroupsNone)
 		if err != nil {
 			return "", "", err
 		}
@@ -214,7 +229,7 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 	}
 	spec, err := images.Spec(config, rootfs, images.SpecOptions{
 		ID: req.ID, Rootfs: filepath.Base(rootfs), Env: req.Env, Workdir: req.Workdir,
-		User: req.User, Args: req.Args, Terminal: req.TTY,
+		User: req.User, Args: req.Args, Terminal: req.TTY, NoUserGroups: req.UserGroups == UserGroupsNone,
 	})
 	if err != nil {
 		return "", "", imageError(req.verb()+": --image", err)

@@ -181,6 +181,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	if u := criUser(ic.Config.User, cfg.GetLinux().GetSecurityContext()); u != "" {
 		extra = append(extra, "--user", u)
+		if cfg.GetLinux().GetSecurityContext().GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict {
+			// Strict: the pod's groups and the primary gid, none of the
+			// image's /etc/group.
+			extra = append(extra, "--user-groups", "none")
+		}
 	}
 	if m.LogPath != "" {
 		// init's shim writes the CRI-format log itself.
@@ -280,6 +285,11 @@ func (c object) containerStatus() *runtimeapi.ContainerStatus {
 		Image: &runtimeapi.ImageSpec{Image: c.M.Image}, ImageRef: c.M.ImageRef, ImageId: c.M.ImageRef,
 		Labels: c.M.Labels, Annotations: c.M.Annotations, Mounts: c.M.Mounts, LogPath: c.M.LogPath,
 		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{}},
+	}
+	if st.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		// Only while it runs is the pid the container's (an exited
+		// one's may be any process's by now).
+		st.User = processUser(c.St.Pid)
 	}
 	if c.St.State == "stopped" {
 		switch {

@@ -9,6 +9,14 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// runtimeFeatures is what Status announces: the supplemental groups
+// policies (Strict is create --user-groups none) and ContainerStatus.user
+// (procuser.go). A new message each call: gRPC writes a message's size
+// cache as it sends it.
+func runtimeFeatures() *runtimeapi.RuntimeFeatures {
+	return &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
+}
+
 // runtimeHandlers is Status's list of handlers: the default one ("") only,
 // with what it supports.
 func (s *Server) runtimeHandlers() []*runtimeapi.RuntimeHandler {

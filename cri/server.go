@@ -350,7 +350,7 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 		nw.Status, nw.Reason, nw.Message = false, "NetworkPluginNotReady", err.Error()
 	}
 	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{rt, nw}},
-		RuntimeHandlers: s.runtimeHandlers()}, nil
+		RuntimeHandlers: s.runtimeHandlers(), Features: runtimeFeatures()}, nil
 }
 
 // RuntimeConfig: cgroups are managed by path (cgroupfs), as runc does

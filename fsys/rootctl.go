@@ -42,6 +42,7 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 				"--env":            func(v string) { req.Env = append(req.Env, v) },
 				"--workdir":        func(v string) { req.Workdir = v },
 				"--user":           func(v string) { req.User = v },
+				"--user-groups":    func(v string) { req.UserGroups = v },
 				"--log-max-size":   func(v string) { logMax = v },
 				"--config":         func(v string) { req.Config = v },
 				"--log-path":       func(v string) { req.LogPath = v },
@@ -55,8 +56,8 @@ func parseCreate(start bool) func(args []string, _ string) (runtime.CreateReques
 			if err := imageCreateArgs(verb, &req, args, pos, command); err != nil {
 				return req, err
 			}
-		case dashdash || containsFlag(args, "--env") || containsFlag(args, "--workdir") || containsFlag(args, "--user"):
-			return req, fmt.Errorf("--env, --workdir, --user and a command after -- are for --image only")
+		case dashdash || containsFlag(args, "--env") || containsFlag(args, "--workdir") || containsFlag(args, "--user") || containsFlag(args, "--user-groups"):
+			return req, fmt.Errorf("--env, --workdir, --user, --user-groups and a command after -- are for --image only")
 		case len(pos) != 2:
 			return req, fmt.Errorf("usage: %s ID BUNDLE [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--no-pivot] [--stdin] [--tty] [--log-max-size SIZE] [--log-path PATH] [--checkpoint NAME [--checkpoint-dir DIR]]", verb)
 		default:
@@ -117,13 +118,13 @@ func cutCommand(args []string) (opts, command []string, dashdash bool) {
 // imageCreateArgs fills the id and the command of `create ID --image REF`.
 func imageCreateArgs(verb string, req *runtime.CreateRequest, args, pos, command []string) error {
 	if len(pos) < 1 {
-		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--config PATH] [--image-mount REF:/PATH[:SUBPATH]]... [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
+		return fmt.Errorf("usage: %s ID --image REF [--env K=V]... [--workdir DIR] [--user USER[:GROUP]] [--user-groups image|none] [--config PATH] [--image-mount REF:/PATH[:SUBPATH]]... [--label KEY=VALUE]... [--runtime NAME|PATH] [--runtime-arg ARG]... [--stdin] [--tty] [--] [ARGS...]", verb)
 	}
 	req.ID, req.Args = pos[0], append(pos[1:len(pos):len(pos)], command...)
 	for _, o := range []struct {
 		flag string
 		val  string
-	}{{"--image", req.Image}, {"--workdir", req.Workdir}, {"--user", req.User}, {"--config", req.Config}} {
+	}{{"--image", req.Image}, {"--workdir", req.Workdir}, {"--user", req.User}, {"--user-groups", req.UserGroups}, {"--config", req.Config}} {
 		if o.val == "" && containsFlag(args, o.flag) {
 			return fmt.Errorf("%s: empty value", o.flag)
 		}

@@ -18,6 +18,9 @@ type SpecOptions struct {
 	User     string   // over the image's User: uid[:gid] or name[:group]
 	Args     []string // replace the image's Cmd (after its Entrypoint)
 	Terminal bool
+	// NoUserGroups: the user's groups of the image's /etc/group are not
+	// added (create --user-groups none).
+	NoUserGroups bool
 }
 
 // StopSignalAnnotation carries the image's StopSignal (as containerd names it).
@@ -72,7 +75,7 @@ func Spec(rawConfig []byte, rootfs string, o SpecOptions) (*specs.Spec, error) {
 	if o.User != "" {
 		user = o.User
 	}
-	u, err := resolveUser(rootfs, user)
+	u, err := resolveUser(rootfs, user, !o.NoUserGroups)
 	if err != nil {
 		return nil, err
 	}

@@ -18,13 +18,16 @@ const maxUserFile = 4 << 20
 
 // ResolveUser is resolveUser, for a caller that writes the rest of the spec
 // itself (create --image --config --user).
-func ResolveUser(rootfs, user string) (specs.User, error) { return resolveUser(rootfs, user) }
+func ResolveUser(rootfs, user string, imageGroups bool) (specs.User, error) {
+	return resolveUser(rootfs, user, imageGroups)
+}
 
 // resolveUser turns an image's User ("", "uid", "uid:gid", "name",
 // "name:group", mixes) into ids, as docker does: a user found in
-// /etc/passwd gives its primary gid unless a group is named, and the groups
-// of /etc/group that list the user are added.
-func resolveUser(rootfs, user string) (specs.User, error) {
+// /etc/passwd gives its primary gid unless a group is named, and, with
+// imageGroups, the groups of /etc/group that list the user are added
+// (without, /etc/group is read only to resolve a named group).
+func resolveUser(rootfs, user string, imageGroups bool) (specs.User, error) {
 	if user == "" {
 		return specs.User{}, nil
 	}
@@ -73,7 +76,7 @@ func resolveUser(rootfs, user string) (specs.User, error) {
 			}
 			u.GID = uint32(gid)
 		}
-	} else if name != "" {
+	} else if name != "" && imageGroups {
 		gids, err := supplementary(rootfs, name)
 		if err != nil {
 			return u, err

@@ -47,6 +47,10 @@ type CreateRequest struct {
 	Workdir string
 	User    string
 	Args    []string
+	// UserGroups says whether the user's groups of the image's /etc/group
+	// are added to its additional gids: "" or "image" (they are), "none"
+	// (they are not; Kubernetes' Strict supplemental groups policy).
+	UserGroups string
 	// LogMaxSize bounds the output logs of init and, unless an exec says
 	// otherwise, of the execs (0: no bound); nil: the daemon's.
 	LogMaxSize *int64
@@ -274,7 +278,7 @@ func (r *Runtime) Create(ctx context.Context, req CreateRequest) (*Container, er
 		}
 		req.Bundle, image = bundle, digest
 		// What the image options said is in the bundle's config.json now.
-		req.Image, req.Env, req.Workdir, req.User, req.Args, req.Config, req.ImageMounts = "", nil, "", "", nil, "", nil
+		req.Image, req.Env, req.Workdir, req.User, req.Args, req.Config, req.UserGroups, req.ImageMounts = "", nil, "", "", nil, "", "", nil
 	}
 	plan, err := r.planCreate(ctx, req)
 	if err != nil {

@@ -143,14 +143,20 @@ func (is *ImageStore) Config(digest string) ([]byte, error) {
 	return b, imageError("image", err)
 }
 
+// The values of create's --user-groups.
+const (
+	UserGroupsImage = "image"
+	UserGroupsNone  = "none"
+)
+
 // checkImageRequest checks the image options of a create request.
 func (req *CreateRequest) checkImage() error {
 	if err := req.checkImageMounts(); err != nil {
 		return err
 	}
 	if req.Image == "" {
-		if len(req.Env) > 0 || req.Workdir != "" || req.User != "" || len(req.Args) > 0 {
-			return Errorf(KindInvalid, "--env, --workdir, --user and a command are for --image only")
+		if len(req.Env) > 0 || req.Workdir != "" || req.User != "" || req.UserGroups != "" || len(req.Args) > 0 {
+			return Errorf(KindInvalid, "--env, --workdir, --user, --user-groups and a command are for --image only")
 		}
 		return nil
 	}
@@ -173,6 +179,15 @@ func (req *CreateRequest) checkImage() error {
 	}
 	if strings.ContainsRune(req.User, 0) {
 		return Errorf(KindInvalid, "--user: holds a NUL")
+	}
+	switch req.UserGroups {
+	case "", UserGroupsImage, UserGroupsNone:
+	default:
+		return Errorf(KindInvalid, "--user-groups %q: want %s or %s", req.UserGroups, UserGroupsImage, UserGroupsNone)
+	}
+	if req.UserGroups != "" && req.Config != "" && req.User == "" {
+		// With --config, ctrfs resolves no user unless --user names one.
+		return Errorf(KindInvalid, "--user-groups: with --config, for --user only")
 	}
 	for _, a := range req.Args {
 		if strings.ContainsRune(a, 0) {
@@ -207,14 +222,14 @@ func (r *Runtime) makeImageBundle(req *CreateRequest) (bundle, digest string, er
 	}
 	var raw []byte
 	if req.Config != "" {
-		raw, err = callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User)
+		raw, err = callerSpec(req.Config, filepath.Base(rootfs), rootfs, req.User, req.UserGroups != UserGroupsNone)
 		if err != nil {
 			return "", "", err
 		}
 	} else {
 		spec, err := images.Spec(config, rootfs, images.SpecOptions{
 			ID: req.ID, Rootfs: filepath.Base(rootfs), Env: req.Env, Workdir: req.Workdir,
-			User: req.User, Args: req.Args, Terminal: req.TTY,
+			User: req.User, Args: req.Args, Terminal: req.TTY, NoUserGroups: req.UserGroups == UserGroupsNone,
 		})
 		if err != nil {
 			return "", "", imageError(req.verb()+": --image", err)

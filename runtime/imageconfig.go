@@ -46,9 +46,9 @@ func (req *CreateRequest) checkCallerConfig() error {
 // symlink, at most maxCallerConfig bytes) and returns it with root.path set
 // to rootfs (relative to the bundle) and root.readonly kept as the caller
 // said. A user (--user) is resolved in the image's files (mounted at
-// rootPath) and replaces process.user's uid and gid; its groups are added
-// to the caller's additionalGids.
-func callerSpec(path, rootfs, rootPath, user string) ([]byte, error) {
+// rootPath) and replaces process.user's uid and gid; its gid and (with
+// imageGroups) its groups are added to the caller's additionalGids.
+func callerSpec(path, rootfs, rootPath, user string, imageGroups bool) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -88,7 +88,7 @@ func callerSpec(path, rootfs, rootPath, user string) ([]byte, error) {
 	}
 	doc["root"], _ = json.Marshal(map[string]any{"path": rootfs, "readonly": root.Readonly})
 	if user != "" {
-		p, err := withUser(doc["process"], rootPath, user)
+		p, err := withUser(doc["process"], rootPath, user, imageGroups)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +104,10 @@ func callerSpec(path, rootfs, rootPath, user string) ([]byte, error) {
 // withUser is the caller's process (raw JSON) with the user resolved in
 // the image's /etc/passwd and /etc/group (read inside rootPath, bounded,
 // as for --user without --config): every other field stays as written.
-func withUser(rawProcess json.RawMessage, rootPath, user string) (json.RawMessage, error) {
+// The primary gid leads additionalGids, as containerd puts it (so the
+// process's group list holds it, as after a login), then the image's
+// groups of the user (imageGroups), then the caller's.
+func withUser(rawProcess json.RawMessage, rootPath, user string, imageGroups bool) (json.RawMessage, error) {
 	var proc map[string]json.RawMessage
 	if err := json.Unmarshal(rawProcess, &proc); err != nil {
 		return nil, Errorf(KindInvalid, "--config: process: %v", err)
@@ -115,15 +118,17 @@ func withUser(rawProcess json.RawMessage, rootPath, user string) (json.RawMessag
 			return nil, Errorf(KindInvalid, "--config: process.user: %v", err)
 		}
 	}
-	u, err := images.ResolveUser(rootPath, user)
+	u, err := images.ResolveUser(rootPath, user, imageGroups)
 	if err != nil {
 		return nil, imageError("--user", err)
 	}
-	for _, g := range given.AdditionalGids {
-		if !slices.Contains(u.AdditionalGids, g) && g != u.GID {
-			u.AdditionalGids = append(u.AdditionalGids, g)
+	gids := []uint32{u.GID}
+	for _, g := range slices.Concat(u.AdditionalGids, given.AdditionalGids) {
+		if !slices.Contains(gids, g) {
+			gids = append(gids, g)
 		}
 	}
+	u.AdditionalGids = gids
 	u.Umask, u.Username = given.Umask, given.Username
 	proc["user"], _ = json.Marshal(u)
 	return json.Marshal(proc)

@@ -37,7 +37,8 @@ func namedUserImage(tb testing.TB, user string) v1.Image {
 
 // TestCRIImageUserName: an image whose User is a name (`app`,
 // `app:staff`), or a pod that asks run_as_username, runs as the ids of the
-// image's own /etc/passwd and /etc/group, the user's groups added; a name
+// image's own /etc/passwd and /etc/group, the user's groups added (not
+// with the Strict supplemental groups policy); a name
 // the image does not know fails the create (InvalidArgument) and leaves
 // nothing.
 func TestCRIImageUserName(t *testing.T) {
@@ -63,11 +64,13 @@ func TestCRIImageUserName(t *testing.T) {
 		sc          map[string]any
 		want        string
 	}{
-		{"name", refs["name"], nil, "uid=1234(app) gid=2345(app) groups=3456(extra)"},
-		{"group", refs["group"], nil, "uid=1234(app) gid=4567(staff)"},
-		{"username", refs["none"], map[string]any{"run_as_username": "app"}, "uid=1234(app) gid=2345(app) groups=3456(extra)"},
-		{"uid", refs["name"], map[string]any{"run_as_user": map[string]any{"value": 1234}, "supplemental_groups": []int{99}}, "uid=1234(app) gid=2345(app) groups=99,3456(extra)"},
-		{"rungroup", refs["none"], map[string]any{"run_as_username": "app", "run_as_group": map[string]any{"value": 4567}}, "uid=1234(app) gid=4567(staff)"},
+		// The primary gid is in the groups too, as containerd puts it.
+		{"name", refs["name"], nil, "uid=1234(app) gid=2345(app) groups=2345(app),3456(extra)"},
+		{"group", refs["group"], nil, "uid=1234(app) gid=4567(staff) groups=4567(staff)"},
+		{"username", refs["none"], map[string]any{"run_as_username": "app"}, "uid=1234(app) gid=2345(app) groups=2345(app),3456(extra)"},
+		{"uid", refs["name"], map[string]any{"run_as_user": map[string]any{"value": 1234}, "supplemental_groups": []int{99}}, "uid=1234(app) gid=2345(app) groups=99,2345(app),3456(extra)"},
+		{"strict", refs["name"], map[string]any{"run_as_user": map[string]any{"value": 1234}, "supplemental_groups": []int{99}, "supplemental_groups_policy": 1}, "uid=1234(app) gid=2345(app) groups=99,2345(app)"},
+		{"rungroup", refs["none"], map[string]any{"run_as_username": "app", "run_as_group": map[string]any{"value": 4567}}, "uid=1234(app) gid=4567(staff) groups=4567(staff)"},
 	} {
 		ctr := writeJSON(t, dir, tc.name+".json", map[string]any{
 			"metadata": map[string]any{"name": tc.name},

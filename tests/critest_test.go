@@ -43,7 +43,6 @@ var critestSelfSkips = []struct{ re, why string }{
 	{` benchmark `, "critest's benchmarks run with -benchmark only"},
 	{`^\[k8s\.io\] Image Volume `, "image volumes are Unimplemented"},
 	{`^\[k8s\.io\] PodSandbox runtime should support metrics operations `, "ListMetricDescriptors and ListPodSandboxMetrics are Unimplemented"},
-	{`^\[k8s\.io\] Security Context SupplementalGroupsPolicy `, "SupplementalGroupsPolicy is not announced"},
 	{`^\[k8s\.io\] Security Context UserNamespaces `, "user-namespace pods are not announced"},
 }
 

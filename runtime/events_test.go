@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -157,4 +158,24 @@ func types(es []Event) string {
 		s += e.Type + "/" + e.ID + " "
 	}
 	return s
+}
+
+// TestFailedNamesItsOrderOnce: an order's error event names the order once,
+// whether or not the error's own text already does.
+func TestFailedNamesItsOrderOnce(t *testing.T) {
+	c := &Container{id: "c", bus: newBus(10)}
+	sub := c.bus.subscribe("", nil)
+	defer sub.Close()
+	c.failed(OrderUpdate, errors.New("update: memory limit 4096 is below the usage"))
+	c.failed(OrderUpdate, errors.New("runc said no"))
+	evs := take(t, sub)
+	want := []string{"update: memory limit 4096 is below the usage", "update: runc said no"}
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d", len(evs), len(want))
+	}
+	for i, e := range evs {
+		if e.Type != EventError || e.Message != want[i] {
+			t.Errorf("event %d: %s %q, want error %q", i, e.Type, e.Message, want[i])
+		}
+	}
 }

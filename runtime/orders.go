@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -46,7 +47,11 @@ func orderContext(ctx context.Context, d time.Duration) (context.Context, contex
 // failed publishes an error event for an order the runtime refused, and
 // returns err.
 func (c *Container) failed(order Order, err error) error {
-	c.publish(Event{Type: EventError, Message: string(order) + ": " + err.Error()})
+	msg := err.Error()
+	if !strings.HasPrefix(msg, string(order)+": ") { // most errors do not name their order
+		msg = string(order) + ": " + msg
+	}
+	c.publish(Event{Type: EventError, Message: msg})
 	return err
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ctrfs/ctrfs/images/imagetest"
 )
 
 // runtimeWrapper writes a runtime that runs body (sh, "$@" the runtime's
@@ -179,7 +181,7 @@ func TestHostileBundleSwapped(t *testing.T) {
 func TestHostileRestoreSwap(t *testing.T) {
 	requireIntegration(t)
 	if _, err := exec.LookPath("criu"); err != nil {
-		t.Skip("criu is not installed: ctrfs refuses to restore without it")
+		imagetest.SkipOrFail(t, "criu is not installed (apt-get install criu): ctrfs refuses to restore without it")
 	}
 	d := startDaemon(t)
 	b := newBundle(t, "sleep", "1000")
@@ -225,7 +227,7 @@ func TestHostileCheckpointThaw(t *testing.T) {
 	// version, so the host runs this test.
 	hostOnly(t, "the wrapper's runc pause misbehaves in the guests (v1: does not return within an order; v2: returns, yet the container reads running)")
 	if _, err := exec.LookPath("criu"); err != nil {
-		t.Skip("criu is not installed: ctrfs refuses to checkpoint without it")
+		imagetest.SkipOrFail(t, "criu is not installed (apt-get install criu): ctrfs refuses to checkpoint without it")
 	}
 	pidFile := filepath.Join(t.TempDir(), "runc.pid")
 	pauseErrs := filepath.Join(t.TempDir(), "pause.err")

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ctrfs/ctrfs/images/imagetest"
 )
 
 // ctlErr runs cmd on the ctl at elem and wants it refused with errno want,
@@ -375,7 +377,7 @@ func TestHostileUpdateFullState(t *testing.T) {
 func TestHostileCheckpointCutShort(t *testing.T) {
 	requireIntegration(t)
 	if _, err := exec.LookPath("criu"); err != nil {
-		t.Skip("criu is not installed: ctrfs refuses to checkpoint without it")
+		imagetest.SkipOrFail(t, "criu is not installed (apt-get install criu): ctrfs refuses to checkpoint without it")
 	}
 	wrapDir := t.TempDir()
 	wrapper := filepath.Join(wrapDir, "runc-wrap")

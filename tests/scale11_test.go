@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ctrfs/ctrfs/images/imagetest"
 )
 
 // TestCtlWritersInParallel: 200 writers, each its own open of the root ctl
@@ -349,7 +351,7 @@ func TestFileLimitRaisedForTheDaemonOnly(t *testing.T) {
 // again everything works.
 func TestOutOfFilesSaysSo(t *testing.T) {
 	if _, err := exec.LookPath("prlimit"); err != nil {
-		t.Skip("prlimit (util-linux) not installed")
+		imagetest.SkipOrFail(t, "prlimit not installed (apt-get install util-linux)")
 	}
 	d := startDaemon(t)
 	id, other := newID("fdx"), newID("fdy")

@@ -85,9 +85,13 @@ bench: deps build
 
 # The floor under a read (tools/fusefloor, a module of its own so that ctrfs
 # does not depend on go-fuse): one small file served by a minimal file system
-# on bazil.org/fuse and on go-fuse, read by another process, against tmpfs.
+# on ctrfs's copy of bazil.org/fuse (third_party/), on upstream bazil.org/fuse
+# (stock.mod) and on go-fuse, read by another process, against tmpfs.
 bench-fuse:
+	@echo "== bazil: ctrfs's copy (third_party/bazil-fuse)"
 	cd tools/fusefloor && $(GO) test -count=1 -run '^$$' -bench . -benchtime 5000x .
+	@echo "== bazil: upstream bazil.org/fuse"
+	cd tools/fusefloor && $(GO) test -modfile=stock.mod -count=1 -run '^$$' -bench '/bazil' -benchtime 5000x .
 
 # Issue 12's scale figures, once: SCALE_N (1,000) containers under one
 # daemon: start time at SCALE_N vs the first 20, listing and reads, memory,

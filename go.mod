@@ -37,3 +37,5 @@ require (
 	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/streaming v0.37.2 // indirect
 )
+
+replace bazil.org/fuse => ./third_party/bazil-fuse

@@ -7,3 +7,5 @@ require (
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	golang.org/x/sys v0.50.0
 )
+
+replace bazil.org/fuse => ../../third_party/bazil-fuse

@@ -31,21 +31,20 @@ func BenchmarkExecPaired(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("t%d", i)
-		start := time.Now()
-		if err := d.write("exec "+name+" -- true\n", id, "ctl"); err != nil {
-			b.Fatalf("exec %s: %v\n%s", name, err, d.read(id, "ctl"))
-		}
-		s, err := os.ReadFile(d.path(id, "processes", name, "wait"))
-		ctrfsTime += time.Since(start)
-		if err != nil || string(s) != "0\n" {
-			b.Fatalf("%s/wait = %q, %v", name, s, err)
-		}
-		start = time.Now()
-		out, err := exec.Command("runc", "--root", root, "exec", "r"+id, "true").CombinedOutput()
-		runcTime += time.Since(start)
-		if err != nil {
-			b.Fatalf("runc exec: %v: %s", err, out)
-		}
+		c, r := timePair(i, func() {
+			if err := d.write("exec "+name+" -- true\n", id, "ctl"); err != nil {
+				b.Fatalf("exec %s: %v\n%s", name, err, d.read(id, "ctl"))
+			}
+			if s, err := os.ReadFile(d.path(id, "processes", name, "wait")); err != nil || string(s) != "0\n" {
+				b.Fatalf("%s/wait = %q, %v", name, s, err)
+			}
+		}, func() {
+			if out, err := exec.Command("runc", "--root", root, "exec", "r"+id, "true").CombinedOutput(); err != nil {
+				b.Fatalf("runc exec: %v: %s", err, out)
+			}
+		})
+		ctrfsTime += c
+		runcTime += r
 		b.StopTimer()
 		if err := os.Remove(d.path(id, "processes", name)); err != nil {
 			b.Fatalf("rmdir %s: %v", name, err)

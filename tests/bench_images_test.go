@@ -34,8 +34,10 @@ func BenchmarkRunImagePaired(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("%s-%d", prefix, i)
-		imageTime += run("i"+id, "--image bench:v1 -- sh -c "+script)
-		bundleTime += run("b"+id, bundle)
+		var it, bt time.Duration
+		timePair(i, func() { it = run("i"+id, "--image bench:v1 -- sh -c "+script) }, func() { bt = run("b"+id, bundle) })
+		imageTime += it
+		bundleTime += bt
 		b.StopTimer()
 		d.mustCtl("delete i" + id + " --force\ndelete b" + id + " --force\n")
 		b.StartTimer()

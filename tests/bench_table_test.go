@@ -79,8 +79,9 @@ func newBenchEnv(b *testing.B, n int) *benchEnv {
 
 func (e *benchEnv) what(row string) string { return fmt.Sprintf("%s, N=%d", row, e.n) }
 
-// pair runs ctrfs's and the bare side's operation b.N times, alternated,
-// timing each; setup and cleanup (untimed) get the iteration's number.
+// pair runs ctrfs's and the bare side's operation b.N times, alternated
+// and in turns first (timePair), timing each; setup and cleanup (untimed)
+// get the iteration's number.
 func (e *benchEnv) pair(b *testing.B, what, target string, setup func(i int), ctrfs, bare func(i int), cleanup func(i int)) {
 	var c, r time.Duration
 	b.ResetTimer()
@@ -90,12 +91,9 @@ func (e *benchEnv) pair(b *testing.B, what, target string, setup func(i int), ct
 			setup(i)
 		}
 		b.StartTimer()
-		start := time.Now()
-		ctrfs(i)
-		c += time.Since(start)
-		start = time.Now()
-		bare(i)
-		r += time.Since(start)
+		dc, dr := timePair(i, func() { ctrfs(i) }, func() { bare(i) })
+		c += dc
+		r += dr
 		b.StopTimer()
 		if cleanup != nil {
 			cleanup(i)

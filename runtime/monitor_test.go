@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -156,5 +158,59 @@ func TestMonitorWaitFailure(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no hang-up after epoll_wait failed")
+	}
+}
+
+// TestMonitorReapsChildren: children handed over by pidfd are reaped once
+// they exit (no zombie left, no thread waiting), and their fds dropped.
+func TestMonitorReapsChildren(t *testing.T) {
+	m, err := newMonitor(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for i := 0; i < 20; i++ {
+		cmd := exec.Command("sh", "-c", "read x") // ends when stdin closes
+		w, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.reapChild(pidfd); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, cmd.Process.Pid)
+		cmd.Process.Release()
+		defer w.Close()
+		if i%2 == 0 {
+			w.Close()
+		}
+	}
+	// The odd ones still run: they must not be reaped, nor their fds
+	// dropped.
+	settled := func() bool {
+		for i, pid := range pids {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); (err == nil) != (i%2 == 1) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(10 * time.Second); !settled(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the exited children were not all reaped within 10s (or a running one was)")
+		}
+	}
+	m.mu.Lock()
+	n := len(m.fds)
+	m.mu.Unlock()
+	if n != 10 {
+		t.Errorf("monitor watches %d fds with 10 children left, want 10", n)
 	}
 }

@@ -133,7 +133,7 @@ func New(cfg Config) (*Runtime, error) {
 	r := &Runtime{
 		cfg: cfg, runtimeRoot: root, mon: mon, events: newBus(cfg.EventBuffer), inotify: in, logs: newLogWatch(in), log: cfg.Log, lock: lock,
 		statLRU:    &statLRU{max: maxKeptStatFiles},
-		shims:      &shimLauncher{path: cfg.ShimPath},
+		shims:      &shimLauncher{path: cfg.ShimPath, mon: mon},
 		containers: map[string]*Container{}, pending: map[string]bool{},
 		times: runtimeTimes{started: time.Now().UTC()},
 	}

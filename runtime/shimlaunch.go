@@ -22,6 +22,7 @@ import (
 // start-up; the spare learns its directory from a line on its stdin.
 type shimLauncher struct {
 	path string
+	mon  *monitor // reaps the shims this daemon starts
 
 	mu        sync.Mutex // protects all following fields; never held across a fork
 	spare     *startedShim
@@ -30,7 +31,7 @@ type shimLauncher struct {
 
 // startedShim is a shim process waiting for its directory.
 type startedShim struct {
-	cmd    *exec.Cmd
+	pid    int
 	dirW   *os.File // the shim's stdin: its directory, one line
 	report *os.File // read end of the report pipe (the shim's fd 3)
 }
@@ -70,9 +71,25 @@ func (l *shimLauncher) start() (*startedShim, error) {
 		repR.Close()
 		return nil, fmt.Errorf("start shim %s: %w", l.path, err)
 	}
-	// Reap the shim whenever it ends; while the daemon lives it is our child.
-	go cmd.Wait()
-	return &startedShim{cmd: cmd, dirW: dirW, report: repR}, nil
+	l.reapLater(cmd)
+	return &startedShim{pid: cmd.Process.Pid, dirW: dirW, report: repR}, nil
+}
+
+// reapLater has the monitor reap the shim whenever it ends: while the
+// daemon lives it is our child. Only if that cannot be set up does a
+// goroutine wait for it, holding a thread until then.
+func (l *shimLauncher) reapLater(cmd *exec.Cmd) {
+	// The shim is our child and nobody reaps it meanwhile, so its pid
+	// cannot name another process yet.
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0) // close-on-exec
+	if err == nil {
+		err = l.mon.reapChild(pidfd) // closes pidfd on failure
+	}
+	if err != nil {
+		go cmd.Wait()
+		return
+	}
+	cmd.Process.Release() // Go's own handle (a pidfd): not needed any more
 }
 
 // take returns the spare, or a new shim if there is none.
@@ -180,7 +197,7 @@ func (l *shimLauncher) launch(ctx context.Context, dir string, cfg proto.Config)
 		return r.rep.Pid, nil
 	case <-ctx.Done():
 		// The shim leads a process group: take runc and its hooks with it.
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		syscall.Kill(-s.pid, syscall.SIGKILL)
 		return 0, fmt.Errorf("timed out waiting for the runtime (a hook that hangs?): %w", ctx.Err())
 	}
 }

@@ -13,7 +13,7 @@ func TestMemoryLimitFor(t *testing.T) {
 		want int64
 	}{
 		{0, minMemoryLimit},
-		{10 << 20, minMemoryLimit},
+		{8 << 20, minMemoryLimit},
 		{40 << 20, 100 << 20},
 		{1 << 30, 5 << 29},
 	} {

@@ -45,6 +45,7 @@ func Main(dir string) int {
 // its directory, then waits for the directory on stdin (see WaitForDir).
 func Spare(stdin *os.File) int {
 	p := prepare()
+	warmUp()
 	dir, ok := WaitForDir(stdin)
 	if !ok {
 		return 0

@@ -80,6 +80,10 @@ func TestTimesMoveWithChanges(t *testing.T) {
 	}
 
 	// A reference file made now: find -newer REF finds what changes after.
+	// Its mtime comes from the kernel's coarse clock, a tick behind the
+	// daemon's time.Now() at most: made within a tick of the start it
+	// could seem older than pids' time, the start.
+	time.Sleep(20 * time.Millisecond)
 	ref := filepath.Join(t.TempDir(), "ref")
 	if err := os.WriteFile(ref, nil, 0o644); err != nil {
 		t.Fatal(err)

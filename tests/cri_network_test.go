@@ -50,6 +50,23 @@ func cniNetwork(tb testing.TB) (confDir, subnetPrefix string) {
 	return confDir, subnetPrefix
 }
 
+// podIP is the pod's address on the CNI network, as `crictl inspectp`
+// shows it ("" without one).
+func (c *criServer) podIP(podID string) string {
+	c.tb.Helper()
+	var st struct {
+		Status struct {
+			Network struct {
+				IP string `json:"ip"`
+			} `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(c.run("inspectp", "-o", "json", podID)), &st); err != nil {
+		c.tb.Fatal(err)
+	}
+	return st.Status.Network.IP
+}
+
 // TestCRINetwork: with a CNI config, NetworkReady is true, each pod gets an
 // address of the network through the CNI ADD on its sandbox's namespace
 // (PodSandboxStatus shows it), two pods reach each other by it, and
@@ -64,20 +81,6 @@ func TestCRINetwork(t *testing.T) {
 		t.Errorf("NetworkReady not true: %+v", cond)
 	}
 	c.run("pull", bbRef)
-	ipOf := func(podID string) string {
-		t.Helper()
-		var st struct {
-			Status struct {
-				Network struct {
-					IP string `json:"ip"`
-				} `json:"network"`
-			} `json:"status"`
-		}
-		if err := json.Unmarshal([]byte(c.run("inspectp", "-o", "json", podID)), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.Status.Network.IP
-	}
 	pod := func(name string) (podID, ctrID string) {
 		t.Helper()
 		p := writeJSON(t, dir, name+".json", map[string]any{
@@ -85,7 +88,7 @@ func TestCRINetwork(t *testing.T) {
 			"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{}}},
 		})
 		podID = lastLine(c.run("runp", p))
-		if ip := ipOf(podID); !strings.HasPrefix(ip, prefix) {
+		if ip := c.podIP(podID); !strings.HasPrefix(ip, prefix) {
 			t.Fatalf("pod %s: ip %q, want one of %s0/24", name, ip, prefix)
 		}
 		ctr := writeJSON(t, dir, name+"-ctr.json", map[string]any{
@@ -100,7 +103,7 @@ func TestCRINetwork(t *testing.T) {
 	}
 	podA, ctrA := pod("a")
 	podB, ctrB := pod("b")
-	ipA, ipB := ipOf(podA), ipOf(podB)
+	ipA, ipB := c.podIP(podA), c.podIP(podB)
 	if ipA == ipB {
 		t.Fatalf("both pods got %s", ipA)
 	}

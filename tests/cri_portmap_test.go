@@ -81,20 +81,11 @@ func TestCRIHostPort(t *testing.T) {
 	ctrID := lastLine(c.run("create", podID, ctr, pod))
 	c.run("start", ctrID)
 	d.waitState(ctrID, "running")
-	var st struct {
-		Status struct {
-			Network struct {
-				IP string `json:"ip"`
-			} `json:"network"`
-		} `json:"status"`
+	podIP := c.podIP(podID)
+	if !strings.HasPrefix(podIP, prefix) {
+		t.Fatalf("pod ip %q, want one of %s0/24", podIP, prefix)
 	}
-	if err := json.Unmarshal([]byte(c.run("inspectp", "-o", "json", podID)), &st); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(st.Status.Network.IP, prefix) {
-		t.Fatalf("pod ip %q, want one of %s0/24", st.Status.Network.IP, prefix)
-	}
-	addrs := []string{"127.0.0.1", st.Status.Network.IP + ":8080"}
+	addrs := []string{"127.0.0.1", podIP + ":8080"}
 	if ip := hostAddr(); ip != "" {
 		addrs = append(addrs, ip)
 	}

@@ -412,18 +412,8 @@ func TestKubelet(t *testing.T) {
 		}
 	}
 	// The web pod is on the CNI network; the host one shares the host's.
-	var insp struct {
-		Status struct {
-			Network struct {
-				IP string `json:"ip"`
-			} `json:"network"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(c.run("inspectp", "-o", "json", webPod.ID)), &insp); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(insp.Status.Network.IP, prefix) {
-		t.Errorf("web pod ip %q, want one of %s0/24", insp.Status.Network.IP, prefix)
+	if ip := c.podIP(webPod.ID); !strings.HasPrefix(ip, prefix) {
+		t.Errorf("web pod ip %q, want one of %s0/24", ip, prefix)
 	}
 	hostNet, _ := os.Readlink("/proc/self/ns/net")
 	webNet, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", d.initPid(webCtr.ID)))

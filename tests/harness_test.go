@@ -616,6 +616,17 @@ func isMounted(dir string) bool {
 	return ok
 }
 
+// mountsUnder are the mount points under dir.
+func mountsUnder(dir string) []string {
+	var out []string
+	for p := range mountPoints() {
+		if strings.HasPrefix(p, dir+"/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func isMountedUnder(dir string) bool {
 	for mp := range mountPoints() {
 		if mp == dir || strings.HasPrefix(mp, dir+"/") {
@@ -813,6 +824,18 @@ func (d *daemon) stateDirs() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// checkNoContainers fails t if any container, or any container's state
+// directory, is left: what a failed create must leave.
+func (d *daemon) checkNoContainers(t testing.TB) {
+	t.Helper()
+	if got := d.containers(); len(got) != 0 {
+		t.Errorf("containers left: %q", got)
+	}
+	if got := d.stateDirs(); len(got) != 0 {
+		t.Errorf("state directories left: %q", got)
+	}
 }
 
 // runcIDs lists the containers of the daemon's runc root.

@@ -76,10 +76,5 @@ func TestCreateImageConfig(t *testing.T) {
 	} {
 		d.wantCtlError(c.cmd+"\n", c.errno, c.want)
 	}
-	if got := d.containers(); len(got) != 0 {
-		t.Errorf("containers left: %q", got)
-	}
-	if got := d.stateDirs(); len(got) != 0 {
-		t.Errorf("state directories left: %q", got)
-	}
+	d.checkNoContainers(t)
 }

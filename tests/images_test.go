@@ -330,12 +330,7 @@ func TestImagesBadInput(t *testing.T) {
 	} {
 		d.wantCtlError(c.cmd+"\n", c.errno, c.want)
 	}
-	if got := d.containers(); len(got) != 0 {
-		t.Errorf("containers left: %q", got)
-	}
-	if got := d.stateDirs(); len(got) != 0 {
-		t.Errorf("state dirs left: %q", got)
-	}
+	d.checkNoContainers(t)
 	if isMountedUnder(d.state) {
 		t.Errorf("a mount left under %s", d.state)
 	}

@@ -28,17 +28,6 @@ func volumeImage(t *testing.T) v1.Image {
 	return img
 }
 
-// mountsUnder are the mount points under dir.
-func mountsUnder(dir string) []string {
-	var out []string
-	for p := range mountPoints() {
-		if strings.HasPrefix(p, dir+"/") {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // volumeDaemon is a daemon with test/base:v1 (testImage) and test/vol:v1
 // (volumeImage) in its store.
 func volumeDaemon(t *testing.T) *daemon {
@@ -136,12 +125,7 @@ func TestImageMountBadInput(t *testing.T) {
 	} {
 		d.wantCtlError(c.cmd+"\n", c.errno, c.want)
 	}
-	if got := d.containers(); len(got) != 0 {
-		t.Errorf("containers left: %q", got)
-	}
-	if got := d.stateDirs(); len(got) != 0 {
-		t.Errorf("state directories left: %q", got)
-	}
+	d.checkNoContainers(t)
 	if got := mountsUnder(d.state); len(got) != 0 {
 		t.Errorf("mounts left: %q", got)
 	}
